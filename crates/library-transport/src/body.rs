@@ -1,0 +1,345 @@
+//! Request and response bodies.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::sync::mpsc;
+
+use crate::error::{BoxError, Error, Result};
+
+/// Size of the blocks a file body is read in.
+pub(crate) const FILE_BLOCK: usize = 256 * 1024;
+
+type ChunkCallback = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// A request body: empty, bytes in memory, or a byte range of a file
+/// streamed from disk by offset (never buffered whole).
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Bytes(Option<Bytes>),
+    File {
+        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        remaining: u64,
+        on_chunk: Option<ChunkCallback>,
+    },
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Empty => f.write_str("Body::Empty"),
+            Kind::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.as_ref().map_or(0, |b| b.len())),
+            Kind::File { remaining, .. } => write!(f, "Body::File({remaining} bytes left)"),
+        }
+    }
+}
+
+impl Body {
+    /// An empty body.
+    pub fn empty() -> Body {
+        Body { kind: Kind::Empty }
+    }
+
+    /// A body from bytes in memory.
+    pub fn bytes(b: impl Into<Bytes>) -> Body {
+        Body {
+            kind: Kind::Bytes(Some(b.into())),
+        }
+    }
+
+    /// A body of `len` bytes of the file at `path` starting at `offset`,
+    /// read in blocks of 256 KiB on a blocking thread (at most two blocks
+    /// are buffered). Must be called inside a tokio runtime. A file shorter
+    /// than `offset + len` makes the body fail.
+    pub fn file_range(path: &Path, offset: u64, len: u64) -> Result<Body> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::file_range_from(Arc::new(file), path.to_path_buf(), offset, len))
+    }
+
+    pub(crate) fn file_range_from(file: Arc<File>, path: PathBuf, offset: u64, len: u64) -> Body {
+        let (tx, rx) = mpsc::channel(2);
+        if len > 0 {
+            tokio::task::spawn_blocking(move || {
+                let mut pos = offset;
+                let end = offset + len;
+                while pos < end {
+                    let n = ((end - pos) as usize).min(FILE_BLOCK);
+                    let mut buf = BytesMut::zeroed(n);
+                    let r = file.read_exact_at(&mut buf, pos).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    });
+                    let failed = r.is_err();
+                    let item = r.map(|_| buf.freeze());
+                    if tx.blocking_send(item).is_err() || failed {
+                        return;
+                    }
+                    pos += n as u64;
+                }
+            });
+        }
+        Body {
+            kind: Kind::File {
+                rx,
+                remaining: len,
+                on_chunk: None,
+            },
+        }
+    }
+
+    /// Calls `f` with the size of every chunk as it is handed to the
+    /// connection (used for upload progress).
+    pub(crate) fn on_chunk(mut self, f: ChunkCallback) -> Body {
+        if let Kind::File { on_chunk, .. } = &mut self.kind {
+            *on_chunk = Some(f);
+        }
+        self
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Bytes(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            Kind::File {
+                rx,
+                remaining,
+                on_chunk,
+            } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(None) => Poll::Ready(Some(Err("file reader stopped early".into()))),
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(Some(Ok(b))) => {
+                        *remaining = remaining.saturating_sub(b.len() as u64);
+                        if let Some(f) = on_chunk {
+                            f(b.len() as u64);
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(b))))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Bytes(b) => b.as_ref().is_none_or(|b| b.is_empty()),
+            Kind::File { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Bytes(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::File { remaining, .. } => SizeHint::with_exact(*remaining),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::bytes(b)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::bytes(b)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::bytes(s)
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::bytes(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+/// A response: status and headers, with the body not yet read.
+#[derive(Debug)]
+pub struct Response {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    url: String,
+    body: ResponseBody,
+}
+
+impl Response {
+    pub(crate) fn new(parts: http::response::Parts, body: Incoming, url: String, read_timeout: Duration) -> Self {
+        Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: ResponseBody {
+                inner: body,
+                read_timeout,
+                url: url.clone(),
+            },
+            url,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The HTTP version the server answered with.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The request URL without query or user information.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `Content-Length`, when present and valid.
+    pub fn content_length(&self) -> Option<u64> {
+        self.headers
+            .get(http::header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    /// Splits the response into its headers and its body.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, ResponseBody) {
+        (self.status, self.headers, self.body)
+    }
+
+    /// The body, consuming the response.
+    pub fn into_body(self) -> ResponseBody {
+        self.body
+    }
+
+    /// Reads the whole body, failing with [`Error::BodyTooLarge`] past `limit` bytes.
+    pub async fn bytes_limited(self, limit: usize) -> Result<Bytes> {
+        if let Some(n) = self.content_length() {
+            if n > limit as u64 {
+                return Err(Error::BodyTooLarge {
+                    url: self.url,
+                    limit,
+                });
+            }
+        }
+        self.body.bytes_limited(limit).await
+    }
+}
+
+/// A response body whose every frame must arrive within the read timeout
+/// (an idle timeout, never a bound on the whole transfer).
+#[derive(Debug)]
+pub struct ResponseBody {
+    inner: Incoming,
+    read_timeout: Duration,
+    url: String,
+}
+
+impl ResponseBody {
+    /// The next chunk of data, or `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            match tokio::time::timeout(self.read_timeout, self.inner.frame()).await {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        url: self.url.clone(),
+                        what: "reading the response body",
+                    })
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err(Error::Request {
+                        url: self.url.clone(),
+                        source: Box::new(e),
+                    })
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        if !data.is_empty() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the whole body, failing with [`Error::BodyTooLarge`] past `limit` bytes.
+    pub async fn bytes_limited(mut self, limit: usize) -> Result<Bytes> {
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        while let Some(c) = self.chunk().await? {
+            let have = first.as_ref().map_or(0, |b| b.len()) + buf.len();
+            if have + c.len() > limit {
+                return Err(Error::BodyTooLarge {
+                    url: self.url,
+                    limit,
+                });
+            }
+            if first.is_none() && buf.is_empty() {
+                first = Some(c);
+            } else {
+                if let Some(f) = first.take() {
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&c);
+            }
+        }
+        Ok(first.unwrap_or_else(|| buf.freeze()))
+    }
+
+    /// Reads and discards the rest of the body (at most `limit` bytes), so
+    /// that the connection can be reused.
+    pub async fn drain(mut self, limit: u64) {
+        let mut seen = 0u64;
+        while let Ok(Some(c)) = self.chunk().await {
+            seen += c.len() as u64;
+            if seen > limit {
+                break;
+            }
+        }
+    }
+
+    /// The request URL without query or user information.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

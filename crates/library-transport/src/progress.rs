@@ -1,0 +1,25 @@
+//! Progress reporting.
+
+/// A sink for transfer progress. All methods have no-op defaults.
+///
+/// A transfer calls [`total`](Progress::total) once (when the size is
+/// known), then [`increment`](Progress::increment) as bytes land (from
+/// every concurrent part; a retried part never reports its bytes twice),
+/// then [`finish`](Progress::finish) on success or
+/// [`abort`](Progress::abort) on failure.
+pub trait Progress: Send + Sync {
+    /// The total number of bytes of the transfer.
+    fn total(&self, _bytes: u64) {}
+    /// More bytes have been transferred.
+    fn increment(&self, _bytes: u64) {}
+    /// The transfer completed.
+    fn finish(&self) {}
+    /// The transfer failed or was given up.
+    fn abort(&self) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

@@ -1,0 +1,379 @@
+//! Uploads: one byte range of a file by PUT, and concurrent multipart.
+
+use std::fs::File;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::{HeaderMap, HeaderValue, Method};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use url::Url;
+
+use crate::body::{Body, FILE_BLOCK};
+use crate::client::HttpClient;
+use crate::error::{Error, Result};
+use crate::json::error_message;
+use crate::progress::Progress;
+use crate::retry::RetryConfig;
+use crate::util::redact_url;
+
+/// One part of a multipart upload, as handed to the target callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartInfo {
+    /// The part number, from 1.
+    pub number: u64,
+    /// Offset of the part in the file.
+    pub offset: u64,
+    /// Length of the part in bytes.
+    pub len: u64,
+    /// The part's SHA-256, when [`MultipartUpload::part_sha256`] asked for it.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Where a part is uploaded: a URL (typically presigned) and extra headers
+/// (for example `x-amz-content-sha256`).
+#[derive(Debug, Clone)]
+pub struct PartTarget {
+    /// The URL to PUT the part to.
+    pub url: Url,
+    /// Extra headers for the PUT.
+    pub headers: HeaderMap,
+}
+
+impl PartTarget {
+    /// A target with no extra headers.
+    pub fn new(url: Url) -> PartTarget {
+        PartTarget {
+            url,
+            headers: HeaderMap::new(),
+        }
+    }
+}
+
+/// An uploaded part and the `ETag` the server answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// The part number, from 1.
+    pub number: u64,
+    /// The `ETag` response header, as sent (quotes included).
+    pub etag: String,
+}
+
+/// A multipart upload of a file: parts of `part_size` bytes (the last one
+/// shorter), at most `concurrency` uploaded at once, each read from the
+/// file by offset in 256 KiB blocks (memory is bounded by the concurrency,
+/// not by the part size), each retried per `retry` before the upload
+/// fails.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MultipartUpload {
+    /// The file to upload.
+    pub path: PathBuf,
+    /// Bytes to upload from the start of the file.
+    pub size: u64,
+    /// Bytes per part.
+    pub part_size: u64,
+    /// Parts in flight at once (default 3).
+    pub concurrency: usize,
+    /// Retry policy of each part.
+    pub retry: RetryConfig,
+    /// Compute each part's SHA-256 (by reading the part once before
+    /// uploading it) and pass it in [`PartInfo::sha256`].
+    pub part_sha256: bool,
+}
+
+impl MultipartUpload {
+    /// An upload of the first `size` bytes of `path` in parts of `part_size`.
+    pub fn new(path: impl Into<PathBuf>, size: u64, part_size: u64) -> MultipartUpload {
+        MultipartUpload {
+            path: path.into(),
+            size,
+            part_size: part_size.max(1),
+            concurrency: 3,
+            retry: RetryConfig::default(),
+            part_sha256: false,
+        }
+    }
+
+    /// Sets how many parts are uploaded at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the retry policy of each part.
+    pub fn retry(mut self, r: RetryConfig) -> Self {
+        self.retry = r;
+        self
+    }
+
+    /// Asks for each part's SHA-256 (S3-compliant mode).
+    pub fn part_sha256(mut self, yes: bool) -> Self {
+        self.part_sha256 = yes;
+        self
+    }
+
+    /// The number of parts.
+    pub fn total_parts(&self) -> u64 {
+        self.size.div_ceil(self.part_size)
+    }
+
+    /// The part with 1-based `number`.
+    pub fn part(&self, number: u64) -> PartInfo {
+        let offset = (number - 1) * self.part_size;
+        PartInfo {
+            number,
+            offset,
+            len: (self.size - offset).min(self.part_size),
+            sha256: None,
+        }
+    }
+}
+
+/// Reports a part's bytes to the progress sink once, however often the
+/// part is retried.
+struct PartMeter {
+    progress: Arc<dyn Progress>,
+    reported: AtomicU64,
+}
+
+impl PartMeter {
+    fn attempt(self: &Arc<Self>) -> Arc<dyn Fn(u64) + Send + Sync> {
+        let me = self.clone();
+        let sent = AtomicU64::new(0);
+        Arc::new(move |n| {
+            let t = sent.fetch_add(n, Ordering::Relaxed) + n;
+            let prev = me.reported.fetch_max(t, Ordering::Relaxed);
+            if t > prev {
+                me.progress.increment(t - prev);
+            }
+        })
+    }
+}
+
+impl HttpClient {
+    /// PUTs `len` bytes of the file at `path` from `offset` to `url` with
+    /// an exact `Content-Length` and `Content-Type: application/octet-stream`
+    /// (plus `headers`), streaming the body from the file. Retried per
+    /// `retry`; any 2xx is success, and its headers are returned.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> library_transport::Result<()> {
+    /// use library_transport::{HttpClient, RetryConfig};
+    /// let client = HttpClient::new()?;
+    /// let url = url::Url::parse("https://s3.example/bucket/key?X-Amz-Signature=x").unwrap();
+    /// let path = std::path::Path::new("image.sif");
+    /// let len = std::fs::metadata(path).unwrap().len();
+    /// client.put_file_range(&url, &http::HeaderMap::new(), path, 0, len, &RetryConfig::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_file_range(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        retry: &RetryConfig,
+    ) -> Result<HeaderMap> {
+        let file = Arc::new(File::open(path).map_err(|e| Error::io(path, e))?);
+        let path = Arc::new(path.to_path_buf());
+        crate::retry::retry(retry, "put", |_| {
+            self.put_once(url, headers, &file, &path, offset, len, None)
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn put_once(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        file: &Arc<File>,
+        path: &Arc<PathBuf>,
+        offset: u64,
+        len: u64,
+        meter: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    ) -> Result<HeaderMap> {
+        let mut body = Body::file_range_from(file.clone(), (**path).clone(), offset, len);
+        if let Some(m) = meter {
+            body = body.on_chunk(m);
+        }
+        let mut req = http::Request::builder()
+            .method(Method::PUT)
+            .uri(url.as_str())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
+            .body(body)
+            .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
+        req.headers_mut().extend(headers.clone());
+        req.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let rurl = resp.url().to_string();
+        let (_, rheaders, body) = resp.into_parts();
+        if !status.is_success() {
+            let b = body.bytes_limited(64 << 10).await.unwrap_or_default();
+            let (code, message) = error_message(&b);
+            return Err(Error::from_status(&rurl, status, code, message));
+        }
+        body.drain(1 << 20).await;
+        Ok(rheaders)
+    }
+
+    /// Uploads the parts of `job` concurrently and returns them in part
+    /// order with their ETags.
+    ///
+    /// For every attempt at a part, `target` is called with the part's
+    /// [`PartInfo`] and returns where to PUT it (the library protocol asks
+    /// the server for a presigned URL per part); an error from `target` is
+    /// retried like a failed PUT when it is retryable. A part is final
+    /// once it answered 2xx with an `ETag`. When a part fails for good the
+    /// other parts are stopped and the error is [`Error::Part`] naming the
+    /// part; aborting the upload on the server is the caller's job.
+    ///
+    /// Progress gets the total, then each part's bytes as they are sent
+    /// (never twice for a retried part), then finish or abort.
+    pub async fn upload_parts<F, Fut>(
+        &self,
+        job: &MultipartUpload,
+        progress: Arc<dyn Progress>,
+        target: F,
+    ) -> Result<Vec<CompletedPart>>
+    where
+        F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<PartTarget>> + Send + 'static,
+    {
+        let r = self.upload_parts_inner(job, progress.clone(), Arc::new(target)).await;
+        match &r {
+            Ok(_) => progress.finish(),
+            Err(_) => progress.abort(),
+        }
+        r
+    }
+
+    async fn upload_parts_inner<F, Fut>(
+        &self,
+        job: &MultipartUpload,
+        progress: Arc<dyn Progress>,
+        target: Arc<F>,
+    ) -> Result<Vec<CompletedPart>>
+    where
+        F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<PartTarget>> + Send + 'static,
+    {
+        let file = Arc::new(File::open(&job.path).map_err(|e| Error::io(&job.path, e))?);
+        let len = file.metadata().map_err(|e| Error::io(&job.path, e))?.len();
+        if len < job.size {
+            return Err(Error::InvalidRequest(format!(
+                "{} has {len} bytes, fewer than the {} to upload",
+                job.path.display(),
+                job.size
+            )));
+        }
+        progress.total(job.size);
+        let path = Arc::new(job.path.clone());
+        let total = job.total_parts();
+        let mut out: Vec<Option<CompletedPart>> = vec![None; total as usize];
+        let mut next = 1u64;
+        let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
+        loop {
+            while set.len() < job.concurrency.max(1) && next <= total {
+                let info = job.part(next);
+                next += 1;
+                let (client, file, path, target, retry, progress) = (
+                    self.clone(),
+                    file.clone(),
+                    path.clone(),
+                    target.clone(),
+                    job.retry.clone(),
+                    progress.clone(),
+                );
+                let want_sha = job.part_sha256;
+                set.spawn(async move {
+                    let number = info.number;
+                    upload_one(&client, info, want_sha, &file, &path, &*target, &retry, progress)
+                        .await
+                        .map_err(|e| Error::Part {
+                            number,
+                            source: Box::new(e),
+                        })
+                });
+            }
+            let Some(joined) = set.join_next().await else { break };
+            match joined {
+                Ok(Ok(p)) => {
+                    let i = (p.number - 1) as usize;
+                    out[i] = Some(p);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(Error::InvalidRequest(format!("part task failed: {e}"))),
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_one<F, Fut>(
+    client: &HttpClient,
+    mut info: PartInfo,
+    want_sha: bool,
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
+    target: &F,
+    retry: &RetryConfig,
+    progress: Arc<dyn Progress>,
+) -> Result<CompletedPart>
+where
+    F: Fn(PartInfo) -> Fut,
+    Fut: Future<Output = Result<PartTarget>>,
+{
+    if want_sha {
+        let (f, p, off, len) = (file.clone(), path.clone(), info.offset, info.len);
+        let sha = tokio::task::spawn_blocking(move || -> Result<[u8; 32]> {
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; FILE_BLOCK];
+            let mut pos = off;
+            while pos < off + len {
+                let n = ((off + len - pos) as usize).min(buf.len());
+                f.read_exact_at(&mut buf[..n], pos).map_err(|e| Error::io(&*p, e))?;
+                h.update(&buf[..n]);
+                pos += n as u64;
+            }
+            Ok(h.finalize().into())
+        })
+        .await
+        .map_err(|e| Error::InvalidRequest(format!("hash task failed: {e}")))??;
+        info.sha256 = Some(sha);
+    }
+    let meter = Arc::new(PartMeter {
+        progress,
+        reported: AtomicU64::new(0),
+    });
+    crate::retry::retry(retry, "upload part", |_| {
+        let info = info.clone();
+        let meter = meter.clone();
+        async move {
+            let t = target(info.clone()).await?;
+            let headers = client
+                .put_once(&t.url, &t.headers, file, path, info.offset, info.len, Some(meter.attempt()))
+                .await?;
+            let etag = headers
+                .get(ETAG)
+                .and_then(|v| v.to_str().ok())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::invalid(&redact_url(&t.url), "part upload answered without an ETag"))?;
+            Ok(CompletedPart {
+                number: info.number,
+                etag: etag.to_string(),
+            })
+        }
+    })
+    .await
+}

@@ -1,0 +1,303 @@
+//! Small protocol helpers (protocol section 9) and URL utilities.
+
+use std::num::IntErrorKind;
+
+use url::Url;
+
+/// Why a header value could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderParseError {
+    /// The value does not have the expected shape (for `Content-Range`:
+    /// the unit is not `bytes`, or the range does not split into exactly
+    /// two parts on `/`).
+    #[error("malformed header value {0:?}")]
+    Malformed(String),
+    /// A number is not a decimal integer.
+    #[error("invalid number {0:?}")]
+    IntSyntax(String),
+    /// A number does not fit in a signed 64-bit integer.
+    #[error("number out of range {0:?}")]
+    IntRange(String),
+}
+
+/// Parses a decimal signed 64-bit integer the way Go's `strconv.ParseInt`
+/// does in base 10: an optional `+` or `-` sign followed by digits.
+fn parse_i64(s: &str) -> Result<i64, HeaderParseError> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HeaderParseError::IntSyntax(s.to_string()));
+    }
+    s.parse::<i64>().map_err(|e| match e.kind() {
+        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+            HeaderParseError::IntRange(s.to_string())
+        }
+        _ => HeaderParseError::IntSyntax(s.to_string()),
+    })
+}
+
+/// Returns the total size from a `Content-Range` value such as
+/// `bytes 0-1000/1000`.
+///
+/// The value is split on single spaces; the first field must be `bytes`
+/// (case-insensitive) and the second must split on `/` into exactly two
+/// parts, the second of which is the total. A value without a space (such
+/// as `bytes`) is an error, never a panic.
+///
+/// ```
+/// assert_eq!(library_transport::parse_content_range("bytes 0-1000/1000"), Ok(1000));
+/// assert!(library_transport::parse_content_range("bytes").is_err());
+/// ```
+pub fn parse_content_range(value: &str) -> Result<i64, HeaderParseError> {
+    let mut fields = value.split(' ');
+    let unit = fields.next().unwrap_or_default();
+    let range = fields
+        .next()
+        .ok_or_else(|| HeaderParseError::Malformed(value.to_string()))?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return Err(HeaderParseError::Malformed(value.to_string()));
+    }
+    let parts: Vec<&str> = range.split('/').collect();
+    if parts.len() != 2 {
+        return Err(HeaderParseError::Malformed(value.to_string()));
+    }
+    parse_i64(parts[1])
+}
+
+/// Parses a `Content-Range` value strictly into `(first, last, total)`,
+/// as needed to check a part: `bytes FIRST-LAST/TOTAL` with unsigned
+/// decimal numbers. Returns `None` for anything else (including `*`).
+pub fn parse_content_range_exact(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    Some((num(first)?, num(last)?, num(total)?))
+}
+
+/// Parses a `Content-Length` value: an empty value means unknown and gives
+/// `-1`; anything that is not a decimal integer is an error.
+///
+/// ```
+/// assert_eq!(library_transport::parse_content_length(""), Ok(-1));
+/// assert_eq!(library_transport::parse_content_length("1234"), Ok(1234));
+/// assert!(library_transport::parse_content_length("xxxx").is_err());
+/// ```
+pub fn parse_content_length(value: &str) -> Result<i64, HeaderParseError> {
+    if value.is_empty() {
+        return Ok(-1);
+    }
+    parse_i64(value)
+}
+
+/// The size of the next part: `min(bytes_remaining, part_size)`, without
+/// validation.
+///
+/// ```
+/// assert_eq!(library_transport::part_size(2, 1), 1);
+/// assert_eq!(library_transport::part_size(1, 2), 1);
+/// ```
+pub fn part_size(bytes_remaining: i64, part_size: i64) -> i64 {
+    bytes_remaining.min(part_size)
+}
+
+/// Decodes a query component the way Go's `url.QueryUnescape` does
+/// (`+` is a space; a bad `%` escape is an error).
+fn query_unescape(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether a presigned S3 URL signs the `x-amz-content-sha256` header, so
+/// that the uploader must send it.
+///
+/// Takes the first value of the query parameter `X-Amz-SignedHeaders`
+/// (exact key), splits it on `;` and looks for `x-amz-content-sha256`.
+/// As in Go's query parser, a `key=value` pair containing a raw `;` is
+/// ignored. Accepts a full URL or just `?query`.
+///
+/// ```
+/// use library_transport::remote_sha256_support;
+/// assert!(remote_sha256_support("https://s3/b?X-Amz-SignedHeaders=host%3Bx-amz-content-sha256"));
+/// assert!(!remote_sha256_support("?X-Amz-SignedHeaders=host"));
+/// ```
+pub fn remote_sha256_support(url: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else {
+        return false;
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    for pair in query.split('&') {
+        if pair.is_empty() || pair.contains(';') {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (Some(k), Some(v)) = (query_unescape(k), query_unescape(v)) else {
+            continue;
+        };
+        if k == "X-Amz-SignedHeaders" {
+            return v.split(';').any(|h| h == "x-amz-content-sha256");
+        }
+    }
+    false
+}
+
+/// Whether two URLs have the same origin: scheme, host and port (the
+/// scheme's default port when none is given), compared case-insensitively.
+/// A client uses this to decide whether its credentials may follow a
+/// redirect.
+///
+/// ```
+/// use url::Url;
+/// use library_transport::same_origin;
+/// let a = Url::parse("https://Library.example/v1/x").unwrap();
+/// assert!(same_origin(&a, &Url::parse("https://library.example:443/s3").unwrap()));
+/// assert!(!same_origin(&a, &Url::parse("http://library.example/").unwrap()));
+/// ```
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme().eq_ignore_ascii_case(b.scheme())
+        && match (a.host_str(), b.host_str()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => false,
+        }
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A URL as it may appear in errors and logs: scheme, host, port and path,
+/// without user information, query or fragment (so presigned URL
+/// signatures and embedded passwords are never shown).
+///
+/// ```
+/// let u = url::Url::parse("https://user:pw@s3.example/bucket/key?X-Amz-Signature=secret").unwrap();
+/// assert_eq!(library_transport::redact_url(&u), "https://s3.example/bucket/key");
+/// ```
+pub fn redact_url(url: &Url) -> String {
+    let mut s = format!("{}://", url.scheme());
+    if let Some(h) = url.host_str() {
+        s.push_str(h);
+    }
+    if let Some(p) = url.port() {
+        s.push_str(&format!(":{p}"));
+    }
+    s.push_str(url.path());
+    s
+}
+
+/// [`redact_url`] for an `http::Uri`.
+pub(crate) fn redact_uri(uri: &http::Uri) -> String {
+    let mut s = String::new();
+    if let Some(sch) = uri.scheme_str() {
+        s.push_str(sch);
+        s.push_str("://");
+    }
+    if let Some(h) = uri.host() {
+        s.push_str(h);
+    }
+    if let Some(p) = uri.port_u16() {
+        s.push_str(&format!(":{p}"));
+    }
+    s.push_str(uri.path());
+    s
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Parses a 64-digit hex SHA-256 (either case); `None` if it is not one.
+pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_shapes() {
+        assert_eq!(parse_content_range("bytes 0-1/2"), Ok(2));
+        assert_eq!(parse_content_range("BYTES 0-1/+2"), Ok(2));
+        assert!(matches!(
+            parse_content_range("bytes"),
+            Err(HeaderParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_content_range("items 0-1/2"),
+            Err(HeaderParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_content_range("bytes 0-1/2/3"),
+            Err(HeaderParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_content_range("bytes 0-1/x"),
+            Err(HeaderParseError::IntSyntax(_))
+        ));
+        assert!(matches!(
+            parse_content_range("bytes 0-1/99999999999999999999"),
+            Err(HeaderParseError::IntRange(_))
+        ));
+        assert_eq!(parse_content_range_exact("bytes 5-9/10"), Some((5, 9, 10)));
+        assert_eq!(parse_content_range_exact("bytes */10"), None);
+        assert_eq!(parse_content_range_exact("bytes 5-9/*"), None);
+    }
+
+    #[test]
+    fn sha256_support_ignores_raw_semicolon_pairs() {
+        assert!(!remote_sha256_support(
+            "?X-Amz-SignedHeaders=host;x-amz-content-sha256"
+        ));
+        assert!(remote_sha256_support(
+            "?a=b&X-Amz-SignedHeaders=host%3bx-amz-content-sha256"
+        ));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let h = "490139eb82e1281db85dba1679f0b511e2f705067a3c71a766ef50ce39fd021b";
+        assert_eq!(hex(&parse_sha256_hex(h).unwrap()), h);
+        assert!(parse_sha256_hex("abc").is_none());
+    }
+}
