@@ -16,7 +16,10 @@ pub fn run(root: &Path, target: &str, seconds: u64) -> Result<()> {
     } else if targets.iter().any(|t| t == target) {
         vec![target.to_string()]
     } else {
-        bail!("unknown fuzz target {target:?}; known: {}", targets.join(", "));
+        bail!(
+            "unknown fuzz target {target:?}; known: {}",
+            targets.join(", ")
+        );
     };
     for t in &chosen {
         let corpus = root.join("fuzz/corpus").join(t);

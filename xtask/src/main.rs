@@ -96,7 +96,14 @@ fn ci(root: &Path) -> Result<()> {
     run(root, cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         root,
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     run(
         root,

@@ -37,7 +37,10 @@ impl Peers {
                 .with_context(|| format!("running {}", script.display()))?;
             if !status.success() {
                 peers.stop();
-                bail!("peer {name} did not start ({status}); see {}", state.display());
+                bail!(
+                    "peer {name} did not start ({status}); see {}",
+                    state.display()
+                );
             }
         }
         // Every script leaves NAME.env files of KEY=VALUE lines.
