@@ -1,0 +1,483 @@
+//! Pulling images.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::header::{CONTENT_LENGTH, LOCATION};
+use http::{Method, StatusCode};
+use library_transport::{Destination, NoProgress, Progress, RangedDownload};
+use tokio::io::AsyncWrite;
+use url::Url;
+
+use crate::api::{check_image_path, check_tag};
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// How a download is split: the number of parts fetched at once and the
+/// size of each part.
+///
+/// The defaults, 3 streams of 5 MiB, are those of Singularity and Apptainer.
+///
+/// ```
+/// use library_client::Downloader;
+/// let d = Downloader { concurrency: 8, ..Downloader::default() };
+/// assert_eq!(d.part_size, 5 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downloader {
+    /// Parts fetched at once (at least 1).
+    pub concurrency: usize,
+    /// Bytes per part (at least 1).
+    pub part_size: u64,
+}
+
+impl Default for Downloader {
+    fn default() -> Self {
+        Downloader {
+            concurrency: 3,
+            part_size: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// What to pull: a container path, a tag, an architecture, and how.
+///
+/// ```
+/// use library_client::{Downloader, Pull};
+/// let p = Pull::new("alice/tools/samtools")
+///     .tag("1.17")
+///     .arch("arm64")
+///     .downloader(Downloader { concurrency: 4, ..Downloader::default() })
+///     .resume(true);
+/// assert_eq!(p.tag_name(), "1.17");
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Pull {
+    pub(crate) path: String,
+    pub(crate) tag: String,
+    pub(crate) arch: String,
+    pub(crate) downloader: Downloader,
+    pub(crate) resume: bool,
+    pub(crate) progress: Arc<dyn Progress>,
+}
+
+impl fmt::Debug for Pull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pull")
+            .field("path", &self.path)
+            .field("tag", &self.tag)
+            .field("arch", &self.arch)
+            .field("downloader", &self.downloader)
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pull {
+    /// Pull `path` (`entity/collection/container`, or a shorter path the
+    /// library completes, such as `alpine`) at tag `latest`, for this
+    /// machine's architecture ([`default_arch`](crate::default_arch)).
+    /// A `library://` prefix is accepted; tags go through [`Pull::tag`].
+    pub fn new(path: impl Into<String>) -> Pull {
+        let path = path.into();
+        let path = path
+            .strip_prefix("library://")
+            .map(str::to_string)
+            .unwrap_or(path);
+        Pull {
+            path,
+            tag: "latest".to_string(),
+            arch: crate::default_arch().to_string(),
+            downloader: Downloader::default(),
+            resume: false,
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    /// The tag (or `sha256.<hex>` image hash) to pull; default `latest`.
+    pub fn tag(mut self, tag: impl Into<String>) -> Pull {
+        self.tag = tag.into();
+        self
+    }
+
+    /// The architecture to pull (default: this machine's).
+    pub fn arch(mut self, arch: impl Into<String>) -> Pull {
+        self.arch = arch.into();
+        self
+    }
+
+    /// Concurrency and part size of ranged downloads.
+    pub fn downloader(mut self, d: Downloader) -> Pull {
+        self.downloader = d;
+        self
+    }
+
+    /// Keep a failed download's partial file beside the destination and
+    /// continue from it next time (default: start over).
+    pub fn resume(mut self, yes: bool) -> Pull {
+        self.resume = yes;
+        self
+    }
+
+    /// Report progress here (default: nowhere).
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Pull {
+        self.progress = p;
+        self
+    }
+
+    /// The container path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The tag.
+    pub fn tag_name(&self) -> &str {
+        &self.tag
+    }
+
+    /// The architecture.
+    pub fn arch_name(&self) -> &str {
+        &self.arch
+    }
+
+    /// The download settings.
+    pub fn downloader_settings(&self) -> Downloader {
+        self.downloader
+    }
+
+    /// Whether partial files are kept for resuming.
+    pub fn is_resumable(&self) -> bool {
+        self.resume
+    }
+
+    /// The progress sink.
+    pub fn progress_sink(&self) -> Arc<dyn Progress> {
+        self.progress.clone()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.path.contains(':') {
+            return Err(Error::bad_request(format!(
+                "image path {:?} must not contain a tag: give the tag separately",
+                self.path
+            )));
+        }
+        check_image_path(&self.path)?;
+        check_tag(&self.tag)?;
+        if self.arch.is_empty() {
+            return Err(Error::bad_request("the architecture must not be empty"));
+        }
+        if self.downloader.concurrency == 0 || self.downloader.part_size == 0 {
+            return Err(Error::bad_request(format!(
+                "concurrency and part size must be at least 1 (got {} and {})",
+                self.downloader.concurrency, self.downloader.part_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How the bytes of a pulled image travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transfer {
+    /// Concurrent ranged parts from the URL the library redirected to.
+    Ranged,
+    /// One stream from the library itself.
+    Stream,
+    /// From the OCI registry the library fronts.
+    Oci,
+}
+
+/// A pulled image, in place under its destination name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PulledImage {
+    /// Where the image is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Whether the bytes were checked against a digest the server stated
+    /// (the image's `sha256.` hash, or the OCI layer digest).
+    pub verified: bool,
+    /// How the bytes came.
+    pub transfer: Transfer,
+}
+
+impl Client {
+    /// Pull an image into the file `dest`.
+    ///
+    /// The library is asked first whether it keeps its images in an OCI
+    /// registry (then the image comes from there); otherwise
+    /// `GET v1/imagefile/<path>:<tag>?arch=<arch>` either streams the image
+    /// (200) or redirects (303) to a URL that serves byte ranges, fetched
+    /// in concurrent parts. Every part is checked and retried; the whole is
+    /// checked against the image's `sha256.` hash when the library states
+    /// one. The bytes land in a temporary file beside `dest`, renamed into
+    /// place only when complete and verified: on failure `dest` is left as
+    /// it was. An existing `dest` is replaced atomically.
+    ///
+    /// The library's token goes to the redirect target only when it is on
+    /// the library's own origin (scheme, host and port).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: library_client::Client) -> library_client::Result<()> {
+    /// use library_client::Pull;
+    /// let img = client.download_image("alpine.sif", &Pull::new("library/default/alpine")).await?;
+    /// assert!(img.verified);
+    /// # Ok(()) }
+    /// ```
+    pub async fn download_image(&self, dest: impl AsRef<Path>, pull: &Pull) -> Result<PulledImage> {
+        pull.validate()?;
+        let dest = dest.as_ref();
+        if let Some(target) = self.oci_target(&pull.path, false).await {
+            return crate::oci::pull_via_library(self, &target, pull, dest).await;
+        }
+        self.download_library(dest, pull).await
+    }
+
+    async fn download_library(&self, dest: &Path, pull: &Pull) -> Result<PulledImage> {
+        let image_ref = format!("{}:{}", pull.path, pull.tag);
+        let url = self.endpoint(
+            &format!("v1/imagefile/{image_ref}"),
+            &[("arch", pull.arch.as_str())],
+        )?;
+        let req = http::Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .body(library_transport::Body::empty())
+            .map_err(|e| Error::bad_request(e.to_string()))?;
+        let mut req = req;
+        req.headers_mut().extend(self.auth_headers());
+        let resp = self.inner.http.send(req).await?;
+        let status = resp.status();
+        match status {
+            StatusCode::OK => {
+                // The library streams the image itself. Its hash, when the
+                // image record can be had, verifies the bytes.
+                let expected = self.expected_sha256(pull).await;
+                let mut d = Destination::new(dest).resumable(false);
+                if let Some(hex) = &expected {
+                    d = d.expect_sha256_hex(hex)?;
+                }
+                let got = self
+                    .inner
+                    .http
+                    .download_response(resp, d, pull.progress.clone())
+                    .await?;
+                Ok(PulledImage {
+                    path: got.path,
+                    size: got.size,
+                    sha256: library_transport::hex(&got.sha256),
+                    verified: expected.is_some(),
+                    transfer: Transfer::Stream,
+                })
+            }
+            StatusCode::SEE_OTHER => {
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| Error::Http {
+                        url: resp.url().to_string(),
+                        status,
+                        code: None,
+                        message: Some("redirect without a Location".into()),
+                    })?
+                    .to_string();
+                resp.into_body().drain(64 * 1024).await;
+                let target = url.join(&location).map_err(|e| Error::Http {
+                    url: library_transport::redact_url(&url),
+                    status,
+                    code: None,
+                    message: Some(format!("invalid redirect target: {e}")),
+                })?;
+                if !matches!(target.scheme(), "http" | "https") {
+                    return Err(Error::Http {
+                        url: library_transport::redact_url(&url),
+                        status,
+                        code: None,
+                        message: Some(format!("redirect to a {:?} URL refused", target.scheme())),
+                    });
+                }
+                let image = self.get_image(&pull.arch, &image_ref).await?;
+                self.download_ranged_from(dest, pull, target, &image).await
+            }
+            StatusCode::NOT_FOUND => {
+                let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
+                Err(Error::NotFound {
+                    what: format!("image {image_ref} (arch {})", pull.arch),
+                    message: library_transport::error_message(&body).1,
+                })
+            }
+            _ => {
+                let url = resp.url().to_string();
+                let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
+                let (code, message) = library_transport::error_message(&body);
+                Err(library_transport::Error::from_status(&url, status, code, message).into())
+            }
+        }
+    }
+
+    async fn download_ranged_from(
+        &self,
+        dest: &Path,
+        pull: &Pull,
+        target: Url,
+        image: &library_model::Image,
+    ) -> Result<PulledImage> {
+        if image.size <= 0 {
+            return Err(Error::Http {
+                url: library_transport::redact_url(&target),
+                status: StatusCode::SEE_OTHER,
+                code: None,
+                message: Some(format!(
+                    "the library gives image size {}, cannot download in parts",
+                    image.size
+                )),
+            });
+        }
+        let expected = image.hash.strip_prefix("sha256.").map(str::to_string);
+        let mut d = Destination::new(dest).resumable(pull.resume);
+        if let Some(hex) = &expected {
+            d = d.expect_sha256_hex(hex)?;
+        }
+        let job = RangedDownload::new(target.clone(), image.size as u64)
+            .headers(self.auth_headers_for(&target))
+            .part_size(pull.downloader.part_size)
+            .concurrency(pull.downloader.concurrency)
+            .retry(self.inner.retry.clone());
+        let got = self
+            .inner
+            .http
+            .download_ranged(&job, d, pull.progress.clone())
+            .await?;
+        Ok(PulledImage {
+            path: got.path,
+            size: got.size,
+            sha256: library_transport::hex(&got.sha256),
+            verified: expected.is_some(),
+            transfer: Transfer::Ranged,
+        })
+    }
+
+    /// The image's SHA-256 as the library states it, when it can be had.
+    async fn expected_sha256(&self, pull: &Pull) -> Option<String> {
+        let image_ref = format!("{}:{}", pull.path, pull.tag);
+        match self.get_image(&pull.arch, &image_ref).await {
+            Ok(img) => img.hash.strip_prefix("sha256.").map(str::to_string),
+            Err(e) => {
+                tracing::debug!(error = %e, "no image record to verify the stream against");
+                None
+            }
+        }
+    }
+
+    /// Pull an image as one stream into any writer (the reference client's
+    /// `DownloadImage`). Nothing is verified on disk here, but the stream's
+    /// byte count is checked against `Content-Length`, and against the
+    /// image's hash when the library states one. Returns the byte count.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: library_client::Client) -> library_client::Result<()> {
+    /// use library_client::Pull;
+    /// let mut buf = Vec::new();
+    /// let n = client.download_image_to_writer(&mut buf, &Pull::new("alice/tools/samtools")).await?;
+    /// assert_eq!(n as usize, buf.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn download_image_to_writer<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        writer: &mut W,
+        pull: &Pull,
+    ) -> Result<u64> {
+        pull.validate()?;
+        let image_ref = format!("{}:{}", pull.path, pull.tag);
+        let url = self.endpoint(
+            &format!("v1/imagefile/{image_ref}"),
+            &[("arch", pull.arch.as_str())],
+        )?;
+        let mut current = url.clone();
+        // Follow at most a few redirects, sending the token only where it belongs.
+        for _ in 0..5 {
+            let mut req = http::Request::builder()
+                .method(Method::GET)
+                .uri(current.as_str())
+                .body(library_transport::Body::empty())
+                .map_err(|e| Error::bad_request(e.to_string()))?;
+            req.headers_mut().extend(self.auth_headers_for(&current));
+            let resp = self.inner.http.send(req).await?;
+            match resp.status() {
+                s if s.is_redirection() => {
+                    let location = resp
+                        .headers()
+                        .get(LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    resp.into_body().drain(64 * 1024).await;
+                    let Some(location) = location else {
+                        return Err(Error::Http {
+                            url: library_transport::redact_url(&current),
+                            status: s,
+                            code: None,
+                            message: Some("redirect without a Location".into()),
+                        });
+                    };
+                    let next = current
+                        .join(&location)
+                        .map_err(|e| Error::bad_request(format!("invalid redirect target: {e}")))?;
+                    if !matches!(next.scheme(), "http" | "https") {
+                        return Err(Error::bad_request(format!(
+                            "redirect to a {:?} URL refused",
+                            next.scheme()
+                        )));
+                    }
+                    current = next;
+                }
+                StatusCode::OK => {
+                    if resp.headers().get(CONTENT_LENGTH).is_none() {
+                        tracing::debug!("image stream without Content-Length");
+                    }
+                    let expected = self.expected_sha256(pull).await;
+                    let (n, digest) =
+                        library_transport::copy_response(resp, writer, pull.progress.as_ref())
+                            .await?;
+                    let actual = library_transport::hex(&digest);
+                    if let Some(e) = expected {
+                        if e != actual {
+                            return Err(Error::DigestMismatch {
+                                expected: format!("sha256:{e}"),
+                                actual: format!("sha256:{actual}"),
+                            });
+                        }
+                    }
+                    return Ok(n);
+                }
+                StatusCode::NOT_FOUND => {
+                    return Err(Error::NotFound {
+                        what: format!("image {image_ref} (arch {})", pull.arch),
+                        message: None,
+                    })
+                }
+                status => {
+                    let u = resp.url().to_string();
+                    let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
+                    let (code, message) = library_transport::error_message(&body);
+                    return Err(
+                        library_transport::Error::from_status(&u, status, code, message).into(),
+                    );
+                }
+            }
+        }
+        Err(Error::Http {
+            url: library_transport::redact_url(&url),
+            status: StatusCode::LOOP_DETECTED,
+            code: None,
+            message: Some("too many redirects".into()),
+        })
+    }
+}
