@@ -329,6 +329,7 @@ impl HttpClientBuilder {
             .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(32)
+            .http1_max_buf_size(HTTP1_MAX_BUF)
             .build(connector);
         Ok(HttpClient {
             inner: Arc::new(Inner {
@@ -494,6 +495,10 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     }
     None
 }
+
+/// The largest HTTP/1 read buffer per connection. Small buffers keep the
+/// memory of many concurrent parts low; 64 KiB reads cost little.
+const HTTP1_MAX_BUF: usize = 64 << 10;
 
 type Https = HttpsConnector<HttpConnector>;
 type Plain = MaybeHttpsStream<TokioIo<TcpStream>>;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{CONTENT_RANGE, IF_MATCH, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -170,7 +170,7 @@ fn spawn_hasher(
         .spawn(move || {
             let mut run = || -> std::io::Result<Option<[u8; 32]>> {
                 let mut h = Sha256::new();
-                let mut buf = vec![0u8; 1 << 20];
+                let mut buf = vec![0u8; FILE_BLOCK];
                 let mut next = 0u64;
                 loop {
                     while next < parts && complete[next as usize] {
@@ -186,6 +186,7 @@ fn spawn_hasher(
                             h.update(&buf[..n]);
                             pos += n as u64;
                         }
+                        start_writeback(&file, start, end - start);
                         next += 1;
                     }
                     if next == parts {
@@ -437,13 +438,48 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
     Ok((n, h.finalize().into()))
 }
 
-/// Writes a block at `pos` on a blocking thread.
-async fn write_block(file: &Arc<File>, path: &Arc<PathBuf>, data: Bytes, pos: u64) -> Result<()> {
+/// Writes `data` (contiguous chunks) at `pos` on a blocking thread.
+fn spawn_write(
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
+    data: Vec<Bytes>,
+    mut pos: u64,
+) -> tokio::task::JoinHandle<Result<()>> {
     let f = file.clone();
     let p = path.clone();
-    tokio::task::spawn_blocking(move || f.write_all_at(&data, pos).map_err(|e| Error::io(&*p, e)))
-        .await
+    tokio::task::spawn_blocking(move || {
+        for b in &data {
+            f.write_all_at(b, pos).map_err(|e| Error::io(&*p, e))?;
+            pos += b.len() as u64;
+        }
+        Ok(())
+    })
+}
+
+async fn join_write(h: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+    h.await
         .map_err(|e| Error::InvalidRequest(format!("writer task failed: {e}")))?
+}
+
+/// Asks the kernel to start writing a finished range to disk, so that the
+/// final `fsync` has little left to do (Linux only; a hint).
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is valid for the life of `file`, and
+        // sync_file_range only reads its integer arguments.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 /// Fetches one part with retries; returns its index.
@@ -539,16 +575,21 @@ async fn fetch_part_once(
             return Err(Error::invalid(&url, format!("Content-Length {cl} for a part of {len} bytes")));
         }
     }
+    // Chunks are gathered (not copied) into batches of about FILE_BLOCK
+    // bytes; each batch is written at its offset on a blocking thread while
+    // the next one is received, so at most two batches per part are held.
     let mut body = resp.into_body();
-    let mut buf = BytesMut::with_capacity(FILE_BLOCK);
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0u64;
     let mut received = 0u64;
     let mut pos = start;
     let mut this_attempt = 0u64;
-    let mut land = |n: u64, this_attempt: &mut u64| {
-        *this_attempt += n;
-        if *this_attempt > *reported {
-            progress.increment(*this_attempt - *reported);
-            *reported = *this_attempt;
+    let mut in_flight: Option<(tokio::task::JoinHandle<Result<()>>, u64)> = None;
+    let mut land = |n: u64| {
+        this_attempt += n;
+        if this_attempt > *reported {
+            progress.increment(this_attempt - *reported);
+            *reported = this_attempt;
         }
     };
     loop {
@@ -559,19 +600,26 @@ async fn fetch_part_once(
             if received > len {
                 return Err(Error::invalid(&url, format!("body longer than the part's {len} bytes")));
             }
-            buf.extend_from_slice(&c);
+            batch_len += c.len() as u64;
+            batch.push(c);
         }
-        if buf.len() >= FILE_BLOCK || (end && !buf.is_empty()) {
-            let data = buf.split().freeze();
-            let n = data.len() as u64;
-            write_block(file, path, data, pos).await?;
-            pos += n;
-            land(n, &mut this_attempt);
-            buf.reserve(FILE_BLOCK);
+        if batch_len >= FILE_BLOCK as u64 || (end && batch_len > 0) {
+            if let Some((h, n)) = in_flight.take() {
+                join_write(h).await?;
+                land(n);
+            }
+            let data = std::mem::take(&mut batch);
+            in_flight = Some((spawn_write(file, path, data, pos), batch_len));
+            pos += batch_len;
+            batch_len = 0;
         }
         if end {
             break;
         }
+    }
+    if let Some((h, n)) = in_flight.take() {
+        join_write(h).await?;
+        land(n);
     }
     if received != len {
         return Err(Error::invalid(&url, format!("part body ended after {received} of {len} bytes")));
