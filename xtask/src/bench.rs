@@ -96,7 +96,10 @@ fn timed(cmd: &mut Command) -> Result<(f64, String)> {
     if !out.status.success() {
         bail!("{shown} failed: {}", out.status);
     }
-    Ok((secs, String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    Ok((
+        secs,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -166,8 +169,16 @@ fn bench_transport(root: &Path, size_mib: Option<u64>) -> Result<()> {
 
     let size = size_mib << 20;
     let src = www.join("bench.bin");
-    eprintln!("bench: writing {size_mib} MiB of random data to {}", src.display());
-    let (_, sha) = timed(Command::new(&bin).arg("gen").arg(&src).arg(size_mib.to_string()))?;
+    eprintln!(
+        "bench: writing {size_mib} MiB of random data to {}",
+        src.display()
+    );
+    let (_, sha) = timed(
+        Command::new(&bin)
+            .arg("gen")
+            .arg(&src)
+            .arg(size_mib.to_string()),
+    )?;
     let file_url = format!("{url}/bench.bin");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
@@ -185,7 +196,12 @@ fn bench_transport(root: &Path, size_mib: Option<u64>) -> Result<()> {
     for run in 0..runs {
         eprintln!("bench: download run {}/{runs}", run + 1);
         let out = out_dir.join("curl.bin");
-        let (t, _) = timed(Command::new("curl").args(["-s", "-f", "-o"]).arg(&out).arg(&file_url))?;
+        let (t, _) = timed(
+            Command::new("curl")
+                .args(["-s", "-f", "-o"])
+                .arg(&out)
+                .arg(&file_url),
+        )?;
         check(&out)?;
         curl.push(t);
         for &c in &concs {
@@ -240,7 +256,9 @@ fn bench_transport(root: &Path, size_mib: Option<u64>) -> Result<()> {
                     .arg("5")
                     .arg("20"),
             )?;
-            let t: f64 = line.parse().with_context(|| format!("bad output {line:?}"))?;
+            let t: f64 = line
+                .parse()
+                .with_context(|| format!("bad output {line:?}"))?;
             ups.entry(c).or_default().push(t);
         }
     }
@@ -269,7 +287,10 @@ fn bench_transport(root: &Path, size_mib: Option<u64>) -> Result<()> {
     let slower = m5.max(s2);
     println!("| openssl dgst -md5 | {m5:.2} s | - | - |");
     println!("| openssl dgst -sha256 | {s2:.2} s | - | - |");
-    println!("| checksums (MD5 + SHA-256, one read) | {s:.2} s | {:.2}x slower openssl | - |", s / slower);
+    println!(
+        "| checksums (MD5 + SHA-256, one read) | {s:.2} s | {:.2}x slower openssl | - |",
+        s / slower
+    );
     let (u1, u4) = (median(&ups[&1]), median(&ups[&4]));
     println!("| multipart upload {up_mib} MiB, 5 MiB parts, +20 ms/request, concurrency 1 | {u1:.2} s | - | - |");
     println!(

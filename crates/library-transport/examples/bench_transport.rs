@@ -47,7 +47,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}"));
+    let a = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| panic!("missing argument {i}"))
+    };
     match args.first().map(String::as_str) {
         Some("gen") => {
             let mib: usize = a(2).parse().unwrap();
@@ -68,7 +72,12 @@ fn main() {
         Some("checksums") => {
             let t = Instant::now();
             let c = checksums(a(1).as_ref()).unwrap();
-            println!("{:.4} {} {}", t.elapsed().as_secs_f64(), c.md5_hex(), c.sha256_hex());
+            println!(
+                "{:.4} {} {}",
+                t.elapsed().as_secs_f64(),
+                c.md5_hex(),
+                c.sha256_hex()
+            );
         }
         Some("download") => {
             let url = url::Url::parse(&a(1)).unwrap();
@@ -80,9 +89,14 @@ fn main() {
             let t = Instant::now();
             runtime().block_on(async {
                 let client = HttpClient::builder().no_proxy_from_env().build().unwrap();
-                let job = RangedDownload::new(url, size).concurrency(conc).part_size(part);
+                let job = RangedDownload::new(url, size)
+                    .concurrency(conc)
+                    .part_size(part);
                 let dest = Destination::new(&out).expect_sha256_hex(&sha).unwrap();
-                client.download_ranged(&job, dest, Arc::new(NoProgress)).await.unwrap();
+                client
+                    .download_ranged(&job, dest, Arc::new(NoProgress))
+                    .await
+                    .unwrap();
             });
             println!("{:.4} {}", t.elapsed().as_secs_f64(), vm_hwm_kib());
         }
@@ -127,22 +141,24 @@ async fn upload_sink(latency: Duration) -> std::net::SocketAddr {
         loop {
             let (sock, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
-                    let mut body = req.into_body();
-                    let mut n = 0usize;
-                    while let Some(Ok(f)) = body.frame().await {
-                        if let Ok(d) = f.into_data() {
-                            n += d.len();
+                let svc = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| async move {
+                        let mut body = req.into_body();
+                        let mut n = 0usize;
+                        while let Some(Ok(f)) = body.frame().await {
+                            if let Ok(d) = f.into_data() {
+                                n += d.len();
+                            }
                         }
-                    }
-                    tokio::time::sleep(latency).await;
-                    Ok::<_, Infallible>(
-                        http::Response::builder()
-                            .header("etag", format!("\"{n}\""))
-                            .body(http_body_util::Empty::<bytes::Bytes>::new())
-                            .unwrap(),
-                    )
-                });
+                        tokio::time::sleep(latency).await;
+                        Ok::<_, Infallible>(
+                            http::Response::builder()
+                                .header("etag", format!("\"{n}\""))
+                                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                                .unwrap(),
+                        )
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
                     .await;

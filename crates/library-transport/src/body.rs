@@ -41,7 +41,11 @@ impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
             Kind::Empty => f.write_str("Body::Empty"),
-            Kind::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.as_ref().map_or(0, |b| b.len())),
+            Kind::Bytes(b) => write!(
+                f,
+                "Body::Bytes({} bytes)",
+                b.as_ref().map_or(0, |b| b.len())
+            ),
             Kind::File { remaining, .. } => write!(f, "Body::File({remaining} bytes left)"),
         }
     }
@@ -66,7 +70,12 @@ impl Body {
     /// than `offset + len` makes the body fail.
     pub fn file_range(path: &Path, offset: u64, len: u64) -> Result<Body> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self::file_range_from(Arc::new(file), path.to_path_buf(), offset, len))
+        Ok(Self::file_range_from(
+            Arc::new(file),
+            path.to_path_buf(),
+            offset,
+            len,
+        ))
     }
 
     pub(crate) fn file_range_from(file: Arc<File>, path: PathBuf, offset: u64, len: u64) -> Body {
@@ -119,7 +128,11 @@ impl hyper::body::Body for Body {
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
-            Kind::Bytes(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            Kind::Bytes(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             Kind::File {
                 rx,
                 remaining,
@@ -196,7 +209,12 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(parts: http::response::Parts, body: Incoming, url: String, read_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        parts: http::response::Parts,
+        body: Incoming,
+        url: String,
+        read_timeout: Duration,
+    ) -> Self {
         Response {
             status: parts.status,
             version: parts.version,

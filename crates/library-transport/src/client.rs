@@ -65,7 +65,11 @@ impl ProxySettings {
     fn matcher(&self) -> Matcher {
         // As curl does: HTTP_PROXY is ignored under CGI (REQUEST_METHOD set),
         // because a request header "Proxy:" would set it.
-        let http = if self.cgi { String::new() } else { self.http.clone() };
+        let http = if self.cgi {
+            String::new()
+        } else {
+            self.http.clone()
+        };
         Matcher::builder()
             .all(self.all.clone())
             .http(http)
@@ -488,7 +492,10 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
             return Some(r.to_string());
         }
         // io::Error hides its payload from source(): look inside it.
-        src = match s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        src = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => s.source(),
         };
@@ -558,7 +565,7 @@ impl Connector {
             })?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         Ok(Conn::Tunneled {
-            io: TokioIo::new(tls),
+            io: Box::new(TokioIo::new(tls)),
             h2,
         })
     }
@@ -587,13 +594,15 @@ impl Service<Uri> for Connector {
 
 /// A connection: direct (plain or TLS, possibly to an HTTP proxy that gets
 /// absolute-form requests) or TLS through a CONNECT tunnel.
+// One value per connection: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Conn {
     Direct {
         io: Plain,
         proxied: bool,
     },
     Tunneled {
-        io: TokioIo<tokio_rustls::client::TlsStream<TokioIo<Plain>>>,
+        io: Box<TokioIo<tokio_rustls::client::TlsStream<TokioIo<Plain>>>>,
         h2: bool,
     },
 }
@@ -622,7 +631,7 @@ impl hyper::rt::Read for Conn {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Direct { io, .. } => Pin::new(io).poll_read(cx, buf),
-            Conn::Tunneled { io, .. } => Pin::new(io).poll_read(cx, buf),
+            Conn::Tunneled { io, .. } => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -635,21 +644,21 @@ impl hyper::rt::Write for Conn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Direct { io, .. } => Pin::new(io).poll_write(cx, buf),
-            Conn::Tunneled { io, .. } => Pin::new(io).poll_write(cx, buf),
+            Conn::Tunneled { io, .. } => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Direct { io, .. } => Pin::new(io).poll_flush(cx),
-            Conn::Tunneled { io, .. } => Pin::new(io).poll_flush(cx),
+            Conn::Tunneled { io, .. } => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Direct { io, .. } => Pin::new(io).poll_shutdown(cx),
-            Conn::Tunneled { io, .. } => Pin::new(io).poll_shutdown(cx),
+            Conn::Tunneled { io, .. } => Pin::new(&mut **io).poll_shutdown(cx),
         }
     }
 
@@ -660,7 +669,7 @@ impl hyper::rt::Write for Conn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Direct { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
-            Conn::Tunneled { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+            Conn::Tunneled { io, .. } => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -715,5 +724,7 @@ impl ServerCertVerifier for AcceptAnyCert {
 /// path in the error).
 #[allow(dead_code)]
 pub(crate) fn check_readable(path: &Path) -> Result<()> {
-    std::fs::metadata(path).map(|_| ()).map_err(|e| Error::io(path, e))
+    std::fs::metadata(path)
+        .map(|_| ())
+        .map_err(|e| Error::io(path, e))
 }

@@ -136,6 +136,9 @@ impl Downloaded {
     }
 }
 
+/// Where the hasher thread delivers the digest (`None` if stopped early).
+type HashResult = tokio::sync::oneshot::Receiver<std::io::Result<Option<[u8; 32]>>>;
+
 /// Sets a flag when dropped (stops the hasher thread on cancellation).
 struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
@@ -154,7 +157,7 @@ fn spawn_hasher(
     job: &RangedDownload,
     done: &[u64],
     cancel: Arc<AtomicBool>,
-) -> (mpsc::Sender<u64>, tokio::sync::oneshot::Receiver<std::io::Result<Option<[u8; 32]>>>) {
+) -> (mpsc::Sender<u64>, HashResult) {
     let (tx, rx) = mpsc::channel::<u64>();
     let (rtx, rrx) = tokio::sync::oneshot::channel();
     let parts = job.parts();
@@ -270,7 +273,10 @@ impl HttpClient {
         dest: &mut Destination,
         progress: &Arc<dyn Progress>,
     ) -> Result<([u8; 32], u64)> {
-        let mut done = dest.open(Some(job.size), Some((job.part_size, job.if_match.as_deref())))?;
+        let mut done = dest.open(
+            Some(job.size),
+            Some((job.part_size, job.if_match.as_deref())),
+        )?;
         let parts = job.parts();
         done.retain(|&d| d < parts);
         done.sort_unstable();
@@ -296,11 +302,20 @@ impl HttpClient {
         loop {
             while set.len() < job.concurrency {
                 let Some(idx) = todo.next() else { break };
-                let (client, job, file, path, progress) =
-                    (self.clone(), job.clone(), file.clone(), path.clone(), progress.clone());
-                set.spawn(async move { fetch_part(&client, &job, idx, &file, &path, &*progress).await });
+                let (client, job, file, path, progress) = (
+                    self.clone(),
+                    job.clone(),
+                    file.clone(),
+                    path.clone(),
+                    progress.clone(),
+                );
+                set.spawn(
+                    async move { fetch_part(&client, &job, idx, &file, &path, &*progress).await },
+                );
             }
-            let Some(joined) = set.join_next().await else { break };
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
             let idx = match joined {
                 Ok(Ok(idx)) => idx,
                 Ok(Err(e)) => return Err(e),
@@ -345,11 +360,17 @@ impl HttpClient {
             dest.open(None, None)?;
             let temp = dest.temp_path();
             let std_file = dest.file().try_clone().map_err(|e| Error::io(&temp, e))?;
-            let mut w = tokio::io::BufWriter::with_capacity(FILE_BLOCK, tokio::fs::File::from_std(std_file));
-            let (size, sha) = copy_response(resp, &mut w, &*progress).await.map_err(|e| match e {
-                Error::Io { source, .. } => Error::io(&temp, source),
-                e => e,
-            })?;
+            let mut w = tokio::io::BufWriter::with_capacity(
+                FILE_BLOCK,
+                tokio::fs::File::from_std(std_file),
+            );
+            let (size, sha) =
+                copy_response(resp, &mut w, &*progress)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Io { source, .. } => Error::io(&temp, source),
+                        e => e,
+                    })?;
             w.shutdown().await.map_err(|e| Error::io(&temp, e))?;
             Ok::<_, Error>((size, sha))
         }
@@ -422,7 +443,10 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
         n += c.len() as u64;
         if let Some(exp) = expect {
             if n > exp {
-                return Err(Error::invalid(&url, format!("body longer than Content-Length {exp}")));
+                return Err(Error::invalid(
+                    &url,
+                    format!("body longer than Content-Length {exp}"),
+                ));
             }
         }
         h.update(&c);
@@ -431,7 +455,10 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
     }
     if let Some(exp) = expect {
         if n != exp {
-            return Err(Error::invalid(&url, format!("body ended after {n} of {exp} bytes")));
+            return Err(Error::invalid(
+                &url,
+                format!("body ended after {n} of {exp} bytes"),
+            ));
         }
     }
     w.flush().await.map_err(io)?;
@@ -552,7 +579,10 @@ async fn fetch_part_once(
                 _ => {
                     return Err(Error::invalid(
                         &url,
-                        format!("Content-Range {cr:?} does not match bytes {start}-{last}/{}", job.size),
+                        format!(
+                            "Content-Range {cr:?} does not match bytes {start}-{last}/{}",
+                            job.size
+                        ),
                     ))
                 }
             }
@@ -567,12 +597,18 @@ async fn fetch_part_once(
         }
         _ => {
             check_success(resp).await?;
-            return Err(Error::invalid(&url, "unexpected success status for a range request"));
+            return Err(Error::invalid(
+                &url,
+                "unexpected success status for a range request",
+            ));
         }
     }
     if let Some(cl) = resp.content_length() {
         if cl != len {
-            return Err(Error::invalid(&url, format!("Content-Length {cl} for a part of {len} bytes")));
+            return Err(Error::invalid(
+                &url,
+                format!("Content-Length {cl} for a part of {len} bytes"),
+            ));
         }
     }
     // Chunks are gathered (not copied) into batches of about FILE_BLOCK
@@ -598,7 +634,10 @@ async fn fetch_part_once(
         if let Some(c) = chunk {
             received += c.len() as u64;
             if received > len {
-                return Err(Error::invalid(&url, format!("body longer than the part's {len} bytes")));
+                return Err(Error::invalid(
+                    &url,
+                    format!("body longer than the part's {len} bytes"),
+                ));
             }
             batch_len += c.len() as u64;
             batch.push(c);
@@ -622,7 +661,10 @@ async fn fetch_part_once(
         land(n);
     }
     if received != len {
-        return Err(Error::invalid(&url, format!("part body ended after {received} of {len} bytes")));
+        return Err(Error::invalid(
+            &url,
+            format!("part body ended after {received} of {len} bytes"),
+        ));
     }
     Ok(())
 }

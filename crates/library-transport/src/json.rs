@@ -70,7 +70,11 @@ pub fn error_message(body: &[u8]) -> (Option<i64>, Option<String>) {
     if let Some(m) = text(v.get("message")) {
         return (v.get("code").and_then(|c| c.as_i64()), Some(m));
     }
-    if let Some(first) = v.get("errors").and_then(|e| e.as_array()).and_then(|a| a.first()) {
+    if let Some(first) = v
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .and_then(|a| a.first())
+    {
         let m = text(first.get("detail"))
             .or_else(|| text(first.get("message")))
             .or_else(|| text(first.get("title")));
@@ -191,7 +195,9 @@ impl HttpClient {
         headers: &HeaderMap,
         body: Option<&B>,
     ) -> Result<T> {
-        let r = self.request_json(method.clone(), url, headers, body).await?;
+        let r = self
+            .request_json(method.clone(), url, headers, body)
+            .await?;
         r.check(&method)?;
         r.data()
     }
@@ -205,7 +211,9 @@ impl HttpClient {
         headers: &HeaderMap,
         body: Option<&B>,
     ) -> Result<Option<T>> {
-        let r = self.request_json(method.clone(), url, headers, body).await?;
+        let r = self
+            .request_json(method.clone(), url, headers, body)
+            .await?;
         r.check(&method)?;
         r.data_opt()
     }

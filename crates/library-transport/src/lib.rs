@@ -1,9 +1,52 @@
 //! The byte mover of the Container Library client: an HTTP client stack on
 //! hyper and rustls, JSON request helpers, a concurrent ranged download
-//! engine, safe destinations, uploads (single range PUT and concurrent
-//! multipart), checksums, retries and progress.
+//! engine, safe destinations, uploads (a byte range by PUT, and concurrent
+//! multipart), checksums, retries and progress. It knows HTTP and files,
+//! and nothing about entities or images.
 //!
-//! It knows HTTP and files, and nothing about entities or images.
+//! - [`HttpClient`] (built by [`HttpClient::builder`]) is one pooled
+//!   HTTP/1.1 + HTTP/2 client, cheap to clone: TLS by rustls with the
+//!   system roots (honouring `SSL_CERT_FILE`) plus extra CA files, proxies
+//!   from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`/`ALL_PROXY`, a connect
+//!   timeout, a timeout up to the response headers and an idle timeout per
+//!   body frame. Redirects are never followed.
+//! - [`HttpClient::json`], [`HttpClient::json_opt`] and
+//!   [`HttpClient::request_json`] speak the library's `{"data","error"}`
+//!   envelope with the protocol's status rules, with a cap on buffered bodies.
+//! - [`HttpClient::download_ranged`] runs a [`RangedDownload`] into a
+//!   [`Destination`]; [`HttpClient::download_stream`] and
+//!   [`HttpClient::download_response`] download one stream;
+//!   [`copy_response`] copies a body into any `AsyncWrite`.
+//! - [`HttpClient::put_file_range`] and [`HttpClient::upload_parts`] upload.
+//! - [`checksums`] computes MD5 and SHA-256 in one read.
+//! - Errors are one [`Error`] type with predicates such as
+//!   [`Error::is_not_found`] and [`Error::is_retryable`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use library_transport::{Destination, HttpClient, NoProgress, RangedDownload, NO_BODY};
+//!
+//! # async fn demo() -> library_transport::Result<()> {
+//! let client = HttpClient::builder().user_agent("example/1.0").build()?;
+//!
+//! // A JSON request with the library's envelope and status rules.
+//! let base = url::Url::parse("https://library.example/").unwrap();
+//! let version: serde_json::Value = client
+//!     .json(http::Method::GET, &base.join("version").unwrap(), &http::HeaderMap::new(), NO_BODY)
+//!     .await?;
+//! println!("{version}");
+//!
+//! // A verified concurrent download into a file, renamed into place when complete.
+//! let job = RangedDownload::new(base.join("s3/image.sif").unwrap(), 50 << 20)
+//!     .part_size(5 << 20)
+//!     .concurrency(3);
+//! let dest = Destination::new("image.sif").resumable(true);
+//! let done = client.download_ranged(&job, dest, Arc::new(NoProgress)).await?;
+//! println!("sha256.{}", done.sha256_hex());
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 mod body;
@@ -19,16 +62,16 @@ mod upload;
 mod util;
 
 pub use body::{Body, Response, ResponseBody};
+pub use checksum::{checksums, sha256_file, Checksums};
 pub use client::{HttpClient, HttpClientBuilder, RootSource};
+pub use dest::Destination;
+pub use download::{copy_response, Downloaded, RangedDownload};
 pub use error::{BoxError, Error, Result};
+pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
 pub use progress::{NoProgress, Progress};
 pub use retry::{retry, Backoff, RetryConfig};
+pub use upload::{CompletedPart, MultipartUpload, PartInfo, PartTarget};
 pub use util::{
     hex, parse_content_length, parse_content_range, parse_content_range_exact, parse_sha256_hex,
     part_size, redact_url, remote_sha256_support, same_origin, HeaderParseError,
 };
-pub use checksum::{checksums, sha256_file, Checksums};
-pub use dest::Destination;
-pub use download::{copy_response, Downloaded, RangedDownload};
-pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
-pub use upload::{CompletedPart, MultipartUpload, PartInfo, PartTarget};

@@ -8,7 +8,7 @@ use crate::error::Result;
 /// How failed requests are retried.
 ///
 /// A request is tried once and then up to `max_retries` more times when the
-/// failure is retryable (see [`Error::is_retryable`]). Between attempts the
+/// failure is retryable (see [`Error::is_retryable`](crate::Error::is_retryable)). Between attempts the
 /// delay is drawn with decorrelated jitter: uniformly in
 /// `init_backoff ..= previous * base`, capped at `max_backoff`.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(b.next_delay(), Duration::from_millis(100));
         for _ in 0..50 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(100) && d <= Duration::from_secs(15), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d <= Duration::from_secs(15),
+                "{d:?}"
+            );
         }
     }
 }

@@ -207,11 +207,15 @@ impl HttpClient {
         let mut req = http::Request::builder()
             .method(Method::PUT)
             .uri(url.as_str())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )
             .body(body)
             .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
         req.headers_mut().extend(headers.clone());
-        req.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
+        req.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
         let resp = self.send(req).await?;
         let status = resp.status();
         let rurl = resp.url().to_string();
@@ -248,7 +252,9 @@ impl HttpClient {
         F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PartTarget>> + Send + 'static,
     {
-        let r = self.upload_parts_inner(job, progress.clone(), Arc::new(target)).await;
+        let r = self
+            .upload_parts_inner(job, progress.clone(), Arc::new(target))
+            .await;
         match &r {
             Ok(_) => progress.finish(),
             Err(_) => progress.abort(),
@@ -296,15 +302,19 @@ impl HttpClient {
                 let want_sha = job.part_sha256;
                 set.spawn(async move {
                     let number = info.number;
-                    upload_one(&client, info, want_sha, &file, &path, &*target, &retry, progress)
-                        .await
-                        .map_err(|e| Error::Part {
-                            number,
-                            source: Box::new(e),
-                        })
+                    upload_one(
+                        &client, info, want_sha, &file, &path, &*target, &retry, progress,
+                    )
+                    .await
+                    .map_err(|e| Error::Part {
+                        number,
+                        source: Box::new(e),
+                    })
                 });
             }
-            let Some(joined) = set.join_next().await else { break };
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
             match joined {
                 Ok(Ok(p)) => {
                     let i = (p.number - 1) as usize;
@@ -342,7 +352,8 @@ where
             let mut pos = off;
             while pos < off + len {
                 let n = ((off + len - pos) as usize).min(buf.len());
-                f.read_exact_at(&mut buf[..n], pos).map_err(|e| Error::io(&*p, e))?;
+                f.read_exact_at(&mut buf[..n], pos)
+                    .map_err(|e| Error::io(&*p, e))?;
                 h.update(&buf[..n]);
                 pos += n as u64;
             }
@@ -362,13 +373,23 @@ where
         async move {
             let t = target(info.clone()).await?;
             let headers = client
-                .put_once(&t.url, &t.headers, file, path, info.offset, info.len, Some(meter.attempt()))
+                .put_once(
+                    &t.url,
+                    &t.headers,
+                    file,
+                    path,
+                    info.offset,
+                    info.len,
+                    Some(meter.attempt()),
+                )
                 .await?;
             let etag = headers
                 .get(ETAG)
                 .and_then(|v| v.to_str().ok())
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::invalid(&redact_url(&t.url), "part upload answered without an ETag"))?;
+                .ok_or_else(|| {
+                    Error::invalid(&redact_url(&t.url), "part upload answered without an ETag")
+                })?;
             Ok(CompletedPart {
                 number: info.number,
                 etag: etag.to_string(),

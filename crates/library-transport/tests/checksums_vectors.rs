@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use library_transport::{checksums, parse_content_length, parse_content_range, part_size, remote_sha256_support, HeaderParseError};
+use library_transport::{
+    checksums, parse_content_length, parse_content_range, part_size, remote_sha256_support,
+    HeaderParseError,
+};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -40,10 +43,17 @@ fn parse_content_range_vectors() {
     let v = vectors("parse_content_range.json");
     assert!(!v.is_empty());
     for c in v {
-        check(c["name"].as_str().unwrap(), parse_content_range(c["input"].as_str().unwrap()), &c["expect"]);
+        check(
+            c["name"].as_str().unwrap(),
+            parse_content_range(c["input"].as_str().unwrap()),
+            &c["expect"],
+        );
     }
     // Go panics on a value without a space; we must not.
-    assert!(matches!(parse_content_range("bytes"), Err(HeaderParseError::Malformed(_))));
+    assert!(matches!(
+        parse_content_range("bytes"),
+        Err(HeaderParseError::Malformed(_))
+    ));
     assert!(parse_content_range("").is_err());
 }
 
@@ -52,19 +62,29 @@ fn parse_content_length_vectors() {
     let v = vectors("parse_content_length.json");
     assert_eq!(v.len(), 3);
     for c in v {
-        check(c["name"].as_str().unwrap(), parse_content_length(c["input"].as_str().unwrap()), &c["expect"]);
+        check(
+            c["name"].as_str().unwrap(),
+            parse_content_length(c["input"].as_str().unwrap()),
+            &c["expect"],
+        );
     }
     assert_eq!(parse_content_length("-5"), Ok(-5));
     assert_eq!(parse_content_length("+5"), Ok(5));
     assert!(parse_content_length(" 5").is_err());
-    assert!(matches!(parse_content_length("9223372036854775808"), Err(HeaderParseError::IntRange(_))));
+    assert!(matches!(
+        parse_content_length("9223372036854775808"),
+        Err(HeaderParseError::IntRange(_))
+    ));
 }
 
 #[test]
 fn part_size_vectors() {
     for c in vectors("get_part_size.json") {
         let i = &c["input"];
-        let got = part_size(i["bytes_remaining"].as_i64().unwrap(), i["part_size"].as_i64().unwrap());
+        let got = part_size(
+            i["bytes_remaining"].as_i64().unwrap(),
+            i["part_size"].as_i64().unwrap(),
+        );
         assert_eq!(got, c["expect"]["size"].as_i64().unwrap(), "{}", c["name"]);
     }
 }
@@ -73,7 +93,12 @@ fn part_size_vectors() {
 fn remote_sha256_support_vectors() {
     for c in vectors("remote_sha256_support.json") {
         let got = remote_sha256_support(c["input"]["url"].as_str().unwrap());
-        assert_eq!(got, c["expect"]["supported"].as_bool().unwrap(), "{}", c["name"]);
+        assert_eq!(
+            got,
+            c["expect"]["supported"].as_bool().unwrap(),
+            "{}",
+            c["name"]
+        );
     }
 }
 
@@ -81,7 +106,10 @@ fn remote_sha256_support_vectors() {
 fn checksums_of_the_test_image() {
     let p = repo().join("testdata/sif/amd64.sif");
     let c = checksums(&p).unwrap();
-    assert_eq!(c.sha256_hex(), "490139eb82e1281db85dba1679f0b511e2f705067a3c71a766ef50ce39fd021b");
+    assert_eq!(
+        c.sha256_hex(),
+        "490139eb82e1281db85dba1679f0b511e2f705067a3c71a766ef50ce39fd021b"
+    );
     assert_eq!(c.size, std::fs::metadata(&p).unwrap().len());
     assert_eq!(library_transport::sha256_file(&p).unwrap(), c.sha256);
 }
@@ -93,7 +121,10 @@ fn checksums_of_known_contents() {
     std::fs::write(&empty, b"").unwrap();
     let c = checksums(&empty).unwrap();
     assert_eq!(c.md5_hex(), "d41d8cd98f00b204e9800998ecf8427e");
-    assert_eq!(c.sha256_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(
+        c.sha256_hex(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
     // Larger than one block, not a multiple of it.
     let big = dir.path().join("big");
     let data: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use library_transport::{
-    Destination, HttpClient, NoProgress, Progress, RangedDownload,
-};
+use library_transport::{Destination, HttpClient, NoProgress, Progress, RangedDownload};
 use sha2::{Digest, Sha256};
 use support::*;
 
@@ -56,20 +54,34 @@ impl Progress for Counter {
     }
 }
 
-async fn ok_case(fault: impl Fn(&Seen, &[u8], usize) -> Option<Reply> + Send + Sync + 'static) -> TestServer {
+async fn ok_case(
+    fault: impl Fn(&Seen, &[u8], usize) -> Option<Reply> + Send + Sync + 'static,
+) -> TestServer {
     let data = Arc::new(data(SIZE, 1));
     let server = TestServer::start(faulty(data.clone(), fault)).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.bin");
     let progress = Arc::new(Counter(AtomicU64::new(0), AtomicU64::new(0)));
     let got = client()
-        .download_ranged(&job(&server, SIZE), Destination::new(&dest), progress.clone())
+        .download_ranged(
+            &job(&server, SIZE),
+            Destination::new(&dest),
+            progress.clone(),
+        )
         .await
         .unwrap();
-    assert_eq!(std::fs::read(&dest).unwrap(), *data, "file must be byte-identical");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        *data,
+        "file must be byte-identical"
+    );
     assert_eq!(got.sha256, <[u8; 32]>::from(Sha256::digest(&*data)));
     assert_eq!(progress.0.load(Ordering::SeqCst), SIZE as u64);
-    assert_eq!(progress.1.load(Ordering::SeqCst), SIZE as u64, "no double counting");
+    assert_eq!(
+        progress.1.load(Ordering::SeqCst),
+        SIZE as u64,
+        "no double counting"
+    );
     assert_eq!(files_in(dir.path()), vec!["out.bin"]);
     server
 }
@@ -84,11 +96,23 @@ async fn failing_case(
     let dest = dir.path().join("out.bin");
     std::fs::write(&dest, b"old contents").unwrap();
     let err = client
-        .download_ranged(&job(&server, SIZE), Destination::new(&dest), Arc::new(NoProgress))
+        .download_ranged(
+            &job(&server, SIZE),
+            Destination::new(&dest),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap_err();
-    assert_eq!(std::fs::read(&dest).unwrap(), b"old contents", "destination untouched");
-    assert_eq!(files_in(dir.path()), vec!["out.bin"], "no temporary file left");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        b"old contents",
+        "destination untouched"
+    );
+    assert_eq!(
+        files_in(dir.path()),
+        vec!["out.bin"],
+        "no temporary file left"
+    );
     let msg = err.to_string();
     assert!(!msg.contains("secret"), "query string leaked: {msg}");
     err
@@ -258,13 +282,22 @@ async fn digest_mismatch_removes_the_temp_file() {
     let data = Arc::new(data(SIZE, 4));
     let server = TestServer::start(faulty(data, |_, _, _| None)).await;
     let dir = tempfile::tempdir().unwrap();
-    let dest = Destination::new(dir.path().join("x")).expect_sha256([0u8; 32]).resumable(true);
+    let dest = Destination::new(dir.path().join("x"))
+        .expect_sha256([0u8; 32])
+        .resumable(true);
     let err = client()
         .download_ranged(&job(&server, SIZE), dest, Arc::new(NoProgress))
         .await
         .unwrap_err();
-    assert!(matches!(err, library_transport::Error::DigestMismatch { .. }), "{err}");
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        matches!(err, library_transport::Error::DigestMismatch { .. }),
+        "{err}"
+    );
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 #[tokio::test]
@@ -297,12 +330,20 @@ async fn resume_fetches_only_missing_parts() {
     let path = dir.path().join("img.sif");
     let dest = || Destination::new(&path).resumable(true);
     let err = client()
-        .download_ranged(&job(&server, SIZE).concurrency(1), dest(), Arc::new(NoProgress))
+        .download_ranged(
+            &job(&server, SIZE).concurrency(1),
+            dest(),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::FORBIDDEN));
     assert!(!path.exists());
-    assert!(dir.path().join(".img.sif.part").exists(), "{:?}", files_in(dir.path()));
+    assert!(
+        dir.path().join(".img.sif.part").exists(),
+        "{:?}",
+        files_in(dir.path())
+    );
     let first = server.seen().len();
     assert_eq!(first, 4, "parts 1-3 fetched, part 4 failed");
 
@@ -315,8 +356,14 @@ async fn resume_fetches_only_missing_parts() {
     assert_eq!(got.sha256, <[u8; 32]>::from(Sha256::digest(&*data)));
     let parts = SIZE.div_ceil(PART as usize) as u64;
     assert_eq!(got.parts_fetched, parts - 3);
-    let again: Vec<_> = server.seen()[first..].iter().map(|s| parse_range(&s.range().unwrap()).0).collect();
-    assert!(again.iter().all(|&a| a >= 3 * PART), "refetched a complete part: {again:?}");
+    let again: Vec<_> = server.seen()[first..]
+        .iter()
+        .map(|s| parse_range(&s.range().unwrap()).0)
+        .collect();
+    assert!(
+        again.iter().all(|&a| a >= 3 * PART),
+        "refetched a complete part: {again:?}"
+    );
     assert_eq!(files_in(dir.path()), vec!["img.sif"]);
 }
 
@@ -336,7 +383,9 @@ async fn dropping_the_future_cancels_and_cleans_up() {
         Destination::new(dir.path().join("x")),
         Arc::new(NoProgress),
     );
-    assert!(tokio::time::timeout(Duration::from_millis(200), fut).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(200), fut)
+        .await
+        .is_err());
     assert!(files_in(dir.path()).is_empty());
 }
 
@@ -345,7 +394,11 @@ async fn zero_size_gives_an_empty_file_without_requests() {
     let server = TestServer::start(|_| Reply::status(500)).await;
     let dir = tempfile::tempdir().unwrap();
     let got = client()
-        .download_ranged(&job(&server, 0), Destination::new(dir.path().join("e")), Arc::new(NoProgress))
+        .download_ranged(
+            &job(&server, 0),
+            Destination::new(dir.path().join("e")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap();
     assert_eq!(std::fs::read(dir.path().join("e")).unwrap().len(), 0);
@@ -357,10 +410,15 @@ async fn zero_size_gives_an_empty_file_without_requests() {
 async fn single_part_accepts_200_for_the_whole_file() {
     let data = Arc::new(data(1000, 8));
     let d2 = data.clone();
-    let server = TestServer::start(move |_| Reply::status(200).body(Bytes::copy_from_slice(&d2))).await;
+    let server =
+        TestServer::start(move |_| Reply::status(200).body(Bytes::copy_from_slice(&d2))).await;
     let dir = tempfile::tempdir().unwrap();
     client()
-        .download_ranged(&job(&server, 1000), Destination::new(dir.path().join("x")), Arc::new(NoProgress))
+        .download_ranged(
+            &job(&server, 1000),
+            Destination::new(dir.path().join("x")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap();
     assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), *data);
@@ -383,23 +441,37 @@ async fn single_stream_download_checks_length() {
     let dir = tempfile::tempdir().unwrap();
     let c = client();
     let got = c
-        .download_stream(&server.url("/ok"), &http::HeaderMap::new(), Destination::new(dir.path().join("a")), Arc::new(NoProgress))
+        .download_stream(
+            &server.url("/ok"),
+            &http::HeaderMap::new(),
+            Destination::new(dir.path().join("a")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap();
     assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), *data);
     assert_eq!(got.size, SIZE as u64);
     let err = c
-        .download_stream(&server.url("/short"), &http::HeaderMap::new(), Destination::new(dir.path().join("b")), Arc::new(NoProgress))
+        .download_stream(
+            &server.url("/short"),
+            &http::HeaderMap::new(),
+            Destination::new(dir.path().join("b")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap_err();
     assert!(!dir.path().join("b").exists(), "{err}");
     assert_eq!(files_in(dir.path()), vec!["a"]);
 
     // Any AsyncWrite.
-    let req = http::Request::get(server.url("/ok").as_str()).body(library_transport::Body::empty()).unwrap();
+    let req = http::Request::get(server.url("/ok").as_str())
+        .body(library_transport::Body::empty())
+        .unwrap();
     let resp = c.send(req).await.unwrap();
     let mut out = Vec::new();
-    let (n, sha) = library_transport::copy_response(resp, &mut out, &NoProgress).await.unwrap();
+    let (n, sha) = library_transport::copy_response(resp, &mut out, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(n, SIZE as u64);
     assert_eq!(out, *data);
     assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&*data)));

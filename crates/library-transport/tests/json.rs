@@ -17,10 +17,17 @@ async fn server() -> TestServer {
         "/created" => Reply::status(201).body(r#"{"data":{"name":"b"}}"#),
         "/empty" => Reply::status(200),
         "/nocontent" => Reply::status(204),
-        "/missing" => Reply::status(404).body(r#"{"error":{"code":404,"message":"no such entity"}}"#),
-        "/unauth" => Reply::status(401).body(r#"{"errors":[{"code":401,"detail":"Not Authorized","title":"x"}],"status":"error"}"#),
-        "/conflict" => Reply::status(412).body(r#"{"message":"already exists","errors":{"name":"taken"}}"#),
-        "/oci" => Reply::status(400).body(r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#),
+        "/missing" => {
+            Reply::status(404).body(r#"{"error":{"code":404,"message":"no such entity"}}"#)
+        }
+        "/unauth" => Reply::status(401).body(
+            r#"{"errors":[{"code":401,"detail":"Not Authorized","title":"x"}],"status":"error"}"#,
+        ),
+        "/conflict" => {
+            Reply::status(412).body(r#"{"message":"already exists","errors":{"name":"taken"}}"#)
+        }
+        "/oci" => Reply::status(400)
+            .body(r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#),
         "/bare" => Reply::status(500).body("<html>oops</html>"),
         "/garbage" => Reply::status(200).body("{not json"),
         "/big" => Reply::status(200).body(vec![b' '; 2000]),
@@ -38,19 +45,37 @@ async fn status_rules_and_envelopes() {
     let s = server().await;
     let c = client();
     let h = HeaderMap::new();
-    let t: Thing = c.json(Method::GET, &s.url("/ok"), &h, NO_BODY).await.unwrap();
+    let t: Thing = c
+        .json(Method::GET, &s.url("/ok"), &h, NO_BODY)
+        .await
+        .unwrap();
     assert_eq!(t.name, "a");
-    let t: Thing = c.json(Method::POST, &s.url("/created"), &h, NO_BODY).await.unwrap();
+    let t: Thing = c
+        .json(Method::POST, &s.url("/created"), &h, NO_BODY)
+        .await
+        .unwrap();
     assert_eq!(t.name, "b");
     // GET does not accept 201.
-    let e = c.json::<Thing, _>(Method::GET, &s.url("/created"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &s.url("/created"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::CREATED));
     // Empty 2xx bodies where the caller allows them.
-    let none: Option<Thing> = c.json_opt(Method::PUT, &s.url("/empty"), &h, NO_BODY).await.unwrap();
+    let none: Option<Thing> = c
+        .json_opt(Method::PUT, &s.url("/empty"), &h, NO_BODY)
+        .await
+        .unwrap();
     assert!(none.is_none());
-    let none: Option<Thing> = c.json_opt(Method::PUT, &s.url("/nocontent"), &h, NO_BODY).await.unwrap();
+    let none: Option<Thing> = c
+        .json_opt(Method::PUT, &s.url("/nocontent"), &h, NO_BODY)
+        .await
+        .unwrap();
     assert!(none.is_none());
-    let e = c.json::<Thing, _>(Method::GET, &s.url("/empty"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &s.url("/empty"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert!(matches!(e, library_transport::Error::Decode { .. }), "{e}");
 }
 
@@ -59,18 +84,33 @@ async fn error_shapes_become_typed_errors() {
     let s = server().await;
     let c = client();
     let h = HeaderMap::new();
-    let e = c.json::<Thing, _>(Method::GET, &s.url("/missing"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &s.url("/missing"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert!(e.is_not_found());
     assert!(e.to_string().contains("no such entity"), "{e}");
-    let e = c.json::<Thing, _>(Method::GET, &s.url("/unauth"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &s.url("/unauth"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert!(e.is_unauthorized());
     assert!(e.to_string().contains("Not Authorized"), "{e}");
-    let e = c.json::<Thing, _>(Method::POST, &s.url("/conflict"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::POST, &s.url("/conflict"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::PRECONDITION_FAILED));
     assert!(e.to_string().contains("already exists"), "{e}");
-    let e = c.json::<Thing, _>(Method::GET, &s.url("/oci"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &s.url("/oci"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("repository name not known"), "{e}");
-    let e = c.json::<Thing, _>(Method::DELETE, &s.url("/bare"), &h, NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::DELETE, &s.url("/bare"), &h, NO_BODY)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
     assert!(e.is_retryable());
     match e {
@@ -87,7 +127,10 @@ async fn decode_errors_name_the_endpoint_and_hide_the_query() {
     let s = server().await;
     let c = client();
     let url = s.url("/garbage?token=secret");
-    let e = c.json::<Thing, _>(Method::GET, &url, &HeaderMap::new(), NO_BODY).await.unwrap_err();
+    let e = c
+        .json::<Thing, _>(Method::GET, &url, &HeaderMap::new(), NO_BODY)
+        .await
+        .unwrap_err();
     let m = e.to_string();
     assert!(matches!(e, library_transport::Error::Decode { .. }));
     assert!(m.contains("/garbage") && !m.contains("secret"), "{m}");
@@ -105,7 +148,13 @@ async fn buffered_bodies_are_capped() {
         .request_json(Method::GET, &s.url("/big"), &HeaderMap::new(), NO_BODY)
         .await
         .unwrap_err();
-    assert!(matches!(e, library_transport::Error::BodyTooLarge { limit: 1000, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            library_transport::Error::BodyTooLarge { limit: 1000, .. }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +168,12 @@ async fn request_bodies_and_headers_are_sent() {
     let mut h = HeaderMap::new();
     h.insert("authorization", "Bearer tok".parse().unwrap());
     let t: Thing = c
-        .json(Method::POST, &s.url("/echo"), &h, Some(&serde_json::json!({"filesize": 3})))
+        .json(
+            Method::POST,
+            &s.url("/echo"),
+            &h,
+            Some(&serde_json::json!({"filesize": 3})),
+        )
         .await
         .unwrap();
     assert_eq!(t.name, r#"{"filesize":3}"#);

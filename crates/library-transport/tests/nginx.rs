@@ -35,17 +35,27 @@ async fn byte_identical_at_every_size_part_size_and_concurrency() {
                     .part_size(part)
                     .concurrency(conc);
                 let got = client
-                    .download_ranged(&job, Destination::new(&dest).expect_sha256(sha), Arc::new(NoProgress))
+                    .download_ranged(
+                        &job,
+                        Destination::new(&dest).expect_sha256(sha),
+                        Arc::new(NoProgress),
+                    )
                     .await
                     .unwrap_or_else(|e| panic!("size {size} part {part} concurrency {conc}: {e}"));
                 assert_eq!(got.sha256, sha);
-                assert!(std::fs::read(&dest).unwrap() == data, "size {size} part {part} concurrency {conc}");
+                assert!(
+                    std::fs::read(&dest).unwrap() == data,
+                    "size {size} part {part} concurrency {conc}"
+                );
                 std::fs::remove_file(&dest).unwrap();
             }
             std::fs::remove_file(root.join(&name)).unwrap();
         }
     }
-    assert!(support::files_in(out.path()).is_empty(), "no temporary files left");
+    assert!(
+        support::files_in(out.path()).is_empty(),
+        "no temporary files left"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +68,12 @@ async fn single_stream_and_etag_guard() {
     let out = tempfile::tempdir().unwrap();
     let url = base.join("transport-stream.bin").unwrap();
     let got = client
-        .download_stream(&url, &http::HeaderMap::new(), Destination::new(out.path().join("s")), Arc::new(NoProgress))
+        .download_stream(
+            &url,
+            &http::HeaderMap::new(),
+            Destination::new(out.path().join("s")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap();
     assert_eq!(std::fs::read(&got.path).unwrap(), data);
@@ -68,10 +83,18 @@ async fn single_stream_and_etag_guard() {
         .if_match("\"stale\"")
         .retry(support::fast_retry(1));
     let err = client
-        .download_ranged(&job, Destination::new(out.path().join("e")), Arc::new(NoProgress))
+        .download_ranged(
+            &job,
+            Destination::new(out.path().join("e")),
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(http::StatusCode::PRECONDITION_FAILED), "{err}");
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::PRECONDITION_FAILED),
+        "{err}"
+    );
     assert!(!out.path().join("e").exists());
     std::fs::remove_file(root.join("transport-stream.bin")).unwrap();
 }

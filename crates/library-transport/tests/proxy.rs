@@ -10,12 +10,17 @@ use library_transport::{Body, HttpClient};
 use support::*;
 
 fn vars(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
-    let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     move |k| m.get(k).cloned()
 }
 
 async fn get_text(c: &HttpClient, url: &url::Url) -> String {
-    let req = http::Request::get(url.as_str()).body(Body::empty()).unwrap();
+    let req = http::Request::get(url.as_str())
+        .body(Body::empty())
+        .unwrap();
     let r = c.send(req).await.unwrap();
     String::from_utf8(r.bytes_limited(1 << 20).await.unwrap().to_vec()).unwrap()
 }
@@ -35,7 +40,11 @@ async fn http_proxy_sees_the_request() {
     assert_eq!(get_text(&c, &url).await, "from-proxy");
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].0, format!("GET {url} HTTP/1.1"), "absolute-form request");
+    assert_eq!(
+        seen[0].0,
+        format!("GET {url} HTTP/1.1"),
+        "absolute-form request"
+    );
     assert_eq!(seen[0].1, None);
     assert!(server.seen().is_empty());
 }
@@ -65,7 +74,10 @@ async fn no_proxy_naming_the_host_goes_direct() {
         .build()
         .unwrap();
     assert_eq!(get_text(&c, &server.url("/")).await, "direct");
-    assert!(proxy.seen().is_empty(), "the proxy must not see the request");
+    assert!(
+        proxy.seen().is_empty(),
+        "the proxy must not see the request"
+    );
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -88,7 +100,10 @@ async fn all_proxy_applies_and_https_proxy_does_not_catch_http() {
 async fn cgi_environment_ignores_http_proxy() {
     let (server, proxy) = (direct().await, TestProxy::start().await);
     let c = HttpClient::builder()
-        .proxy_from_vars(vars(&[("HTTP_PROXY", proxy.url()), ("REQUEST_METHOD", "GET".into())]))
+        .proxy_from_vars(vars(&[
+            ("HTTP_PROXY", proxy.url()),
+            ("REQUEST_METHOD", "GET".into()),
+        ]))
         .build()
         .unwrap();
     assert_eq!(get_text(&c, &server.url("/")).await, "direct");
@@ -119,7 +134,9 @@ async fn unreachable_proxy_is_a_connect_error() {
         .proxy_from_vars(vars(&[("HTTP_PROXY", "http://127.0.0.1:9".into())]))
         .build()
         .unwrap();
-    let req = http::Request::get(server.url("/").as_str()).body(Body::empty()).unwrap();
+    let req = http::Request::get(server.url("/").as_str())
+        .body(Body::empty())
+        .unwrap();
     let e = c.send(req).await.unwrap_err();
     assert!(e.is_connect() && e.is_retryable(), "{e}");
 }

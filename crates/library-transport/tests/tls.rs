@@ -20,7 +20,8 @@ fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "transport test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "transport test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
@@ -49,13 +50,19 @@ fn pki() -> Pki {
 }
 
 async fn https_server(p: &Pki) -> (TestServer, url::Url) {
-    let s = TestServer::start_with(|_| Reply::status(200).body("secure"), Some(p.acceptor.clone())).await;
+    let s = TestServer::start_with(
+        |_| Reply::status(200).body("secure"),
+        Some(p.acceptor.clone()),
+    )
+    .await;
     let u = url::Url::parse(&format!("https://127.0.0.1:{}/x", s.addr.port())).unwrap();
     (s, u)
 }
 
 async fn get(c: &HttpClient, u: &url::Url) -> Result<String, Error> {
-    let r = c.send(http::Request::get(u.as_str()).body(Body::empty()).unwrap()).await?;
+    let r = c
+        .send(http::Request::get(u.as_str()).body(Body::empty()).unwrap())
+        .await?;
     Ok(String::from_utf8(r.bytes_limited(1000).await?.to_vec()).unwrap())
 }
 
@@ -109,7 +116,13 @@ async fn https_through_a_connect_proxy() {
     assert_eq!(get(&c, &u).await.unwrap(), "secure");
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1);
-    assert!(seen[0].0.starts_with(&format!("CONNECT 127.0.0.1:{} ", s.addr.port())), "{:?}", seen);
+    assert!(
+        seen[0]
+            .0
+            .starts_with(&format!("CONNECT 127.0.0.1:{} ", s.addr.port())),
+        "{:?}",
+        seen
+    );
     assert_eq!(s.seen().len(), 1);
 }
 
@@ -118,11 +131,23 @@ fn bad_ca_files_fail_the_build_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("not-a-cert.pem");
     std::fs::write(&bad, "hello, no certificate here\n").unwrap();
-    let e = HttpClient::builder().add_root_certificate_pem_file(&bad).build().unwrap_err();
+    let e = HttpClient::builder()
+        .add_root_certificate_pem_file(&bad)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("not-a-cert.pem"), "{e}");
     let missing = dir.path().join("missing.pem");
-    let e = HttpClient::builder().add_root_certificate_pem_file(&missing).build().unwrap_err();
+    let e = HttpClient::builder()
+        .add_root_certificate_pem_file(&missing)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("missing.pem"), "{e}");
-    let e = HttpClient::builder().root_certificates(RootSource::None).build().unwrap_err();
-    assert!(e.to_string().contains("no trusted root certificates"), "{e}");
+    let e = HttpClient::builder()
+        .root_certificates(RootSource::None)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no trusted root certificates"),
+        "{e}"
+    );
 }

@@ -25,7 +25,14 @@ async fn put_file_range_sends_exact_bytes() {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-amz-content-sha256", "deadbeef".parse().unwrap());
     let h = client()
-        .put_file_range(&server.url("/up?sig=1"), &headers, f.path(), 1000, 300_000, &fast_retry(0))
+        .put_file_range(
+            &server.url("/up?sig=1"),
+            &headers,
+            f.path(),
+            1000,
+            300_000,
+            &fast_retry(0),
+        )
         .await
         .unwrap();
     assert_eq!(h.get("etag").unwrap(), "\"abc\"");
@@ -56,14 +63,28 @@ async fn put_file_range_retries_5xx_but_not_403() {
     })
     .await;
     let c = client();
-    c.put_file_range(&server.url("/ok"), &http::HeaderMap::new(), f.path(), 0, 5000, &fast_retry(2))
-        .await
-        .unwrap();
+    c.put_file_range(
+        &server.url("/ok"),
+        &http::HeaderMap::new(),
+        f.path(),
+        0,
+        5000,
+        &fast_retry(2),
+    )
+    .await
+    .unwrap();
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].body.as_ref(), &data[..]);
     let err = c
-        .put_file_range(&server.url("/forbidden"), &http::HeaderMap::new(), f.path(), 0, 5000, &fast_retry(2))
+        .put_file_range(
+            &server.url("/forbidden"),
+            &http::HeaderMap::new(),
+            f.path(),
+            0,
+            5000,
+            &fast_retry(2),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::FORBIDDEN));
@@ -78,15 +99,25 @@ impl Progress for Sum {
     }
 }
 
+/// Part bodies by part number.
+type Bodies = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
+
 /// A server that records each part body by its `part` query value, fails
 /// the listed parts as scripted, answers slowly so uploads overlap, and
 /// returns an ETag derived from the part number.
-fn part_server(fail: HashMap<u64, usize>) -> (impl Fn(&Seen) -> Reply + Send + Sync, Arc<Mutex<HashMap<u64, Vec<u8>>>>) {
+fn part_server(fail: HashMap<u64, usize>) -> (impl Fn(&Seen) -> Reply + Send + Sync, Bodies) {
     let bodies = Arc::new(Mutex::new(HashMap::new()));
     let b2 = bodies.clone();
     let counts = Mutex::new(HashMap::<u64, usize>::new());
     let h = move |s: &Seen| {
-        let n: u64 = s.query.as_deref().unwrap().strip_prefix("part=").unwrap().parse().unwrap();
+        let n: u64 = s
+            .query
+            .as_deref()
+            .unwrap()
+            .strip_prefix("part=")
+            .unwrap()
+            .parse()
+            .unwrap();
         let k = {
             let mut c = counts.lock().unwrap();
             let e = c.entry(n).or_default();
@@ -105,13 +136,19 @@ fn part_server(fail: HashMap<u64, usize>) -> (impl Fn(&Seen) -> Reply + Send + S
     (h, bodies)
 }
 
-fn target(base: url::Url) -> impl Fn(PartInfo) -> std::future::Ready<library_transport::Result<PartTarget>> + Send + Sync + 'static {
+fn target(
+    base: url::Url,
+) -> impl Fn(PartInfo) -> std::future::Ready<library_transport::Result<PartTarget>> + Send + Sync + 'static
+{
     move |p: PartInfo| {
         let mut u = base.clone();
         u.set_query(Some(&format!("part={}", p.number)));
         let mut t = PartTarget::new(u);
         if let Some(sha) = p.sha256 {
-            t.headers.insert("x-amz-content-sha256", library_transport::hex(&sha).parse().unwrap());
+            t.headers.insert(
+                "x-amz-content-sha256",
+                library_transport::hex(&sha).parse().unwrap(),
+            );
         }
         std::future::ready(Ok(t))
     }
@@ -144,10 +181,17 @@ async fn multipart_uploads_concurrently_and_returns_etags_in_order() {
         joined.extend_from_slice(&bodies[&n]);
     }
     assert_eq!(joined, data, "parts reassemble to the file");
-    assert!(server.max_in_flight.load(Ordering::SeqCst) > 1, "parts must overlap");
+    assert!(
+        server.max_in_flight.load(Ordering::SeqCst) > 1,
+        "parts must overlap"
+    );
     assert!(server.max_in_flight.load(Ordering::SeqCst) <= 4);
     // Part 3 failed once and was retried.
-    let tries = server.seen().iter().filter(|s| s.query.as_deref() == Some("part=3")).count();
+    let tries = server
+        .seen()
+        .iter()
+        .filter(|s| s.query.as_deref() == Some("part=3"))
+        .count();
     assert_eq!(tries, 2);
     // S3-compliant mode: each part carried its own SHA-256.
     for s in server.seen() {
@@ -157,7 +201,11 @@ async fn multipart_uploads_concurrently_and_returns_etags_in_order() {
         let want = library_transport::hex(&Sha256::digest(&data[off..end]));
         assert_eq!(s.headers["x-amz-content-sha256"], want.as_str());
     }
-    assert_eq!(progress.0.load(Ordering::SeqCst), data.len() as u64, "retried bytes counted once");
+    assert_eq!(
+        progress.0.load(Ordering::SeqCst),
+        data.len() as u64,
+        "retried bytes counted once"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +223,11 @@ async fn multipart_failing_part_names_the_part() {
         .unwrap_err();
     assert_eq!(err.part_number(), Some(4), "{err}");
     assert!(err.to_string().starts_with("part 4:"), "{err}");
-    let tries = server.seen().iter().filter(|s| s.query.as_deref() == Some("part=4")).count();
+    let tries = server
+        .seen()
+        .iter()
+        .filter(|s| s.query.as_deref() == Some("part=4"))
+        .count();
     assert_eq!(tries, 3, "one try and two retries");
 }
 
@@ -188,9 +240,13 @@ async fn multipart_target_errors_stop_the_upload() {
     let err = client()
         .upload_parts(&job, Arc::new(NoProgress), |p: PartInfo| async move {
             if p.number == 2 {
-                Err(library_transport::Error::InvalidRequest("no presigned URL".into()))
+                Err(library_transport::Error::InvalidRequest(
+                    "no presigned URL".into(),
+                ))
             } else {
-                Ok(PartTarget::new(url::Url::parse("http://127.0.0.1:9/never").unwrap()))
+                Ok(PartTarget::new(
+                    url::Url::parse("http://127.0.0.1:9/never").unwrap(),
+                ))
             }
         })
         .await

@@ -110,7 +110,9 @@ impl hyper::body::Body for ScriptBody {
         }
         if !this.first {
             if let Some(d) = this.delay {
-                let s = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(d)));
+                let s = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(d)));
                 if s.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
@@ -144,9 +146,16 @@ impl TestServer {
         let (log2, max2) = (log.clone(), max_in_flight.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
-                let (handler, log, max, inf, tls) =
-                    (handler.clone(), log2.clone(), max2.clone(), in_flight.clone(), tls.clone());
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, log, max, inf, tls) = (
+                    handler.clone(),
+                    log2.clone(),
+                    max2.clone(),
+                    in_flight.clone(),
+                    tls.clone(),
+                );
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<Incoming>| {
                         let (handler, log, max, inf) =
@@ -155,7 +164,11 @@ impl TestServer {
                             let n = inf.fetch_add(1, Ordering::SeqCst) + 1;
                             max.fetch_max(n, Ordering::SeqCst);
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let seen = Seen {
                                 method: parts.method,
                                 path: parts.uri.path().to_string(),
@@ -248,9 +261,12 @@ pub fn parse_range(r: &str) -> (u64, u64) {
 /// A forward proxy on raw TCP: answers absolute-form requests itself with
 /// the body `from-proxy`, and tunnels CONNECT. Records each request line
 /// and its Proxy-Authorization header.
+/// Request lines with their Proxy-Authorization header.
+pub type ProxyLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 pub struct TestProxy {
     pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub log: ProxyLog,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -268,7 +284,9 @@ impl TestProxy {
         let log2 = log.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log2.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
@@ -288,8 +306,12 @@ impl TestProxy {
                     log.lock().unwrap().push((line.clone(), auth));
                     if let Some(target) = line.strip_prefix("CONNECT ") {
                         let target = target.split(' ').next().unwrap().to_string();
-                        let Ok(mut up) = TcpStream::connect(target).await else { return };
-                        let _ = sock.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+                        let Ok(mut up) = TcpStream::connect(target).await else {
+                            return;
+                        };
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                            .await;
                         let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
                     } else {
                         let _ = sock
