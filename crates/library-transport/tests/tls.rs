@@ -151,3 +151,48 @@ fn bad_ca_files_fail_the_build_naming_the_file() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let p = pki();
+    // The same certificate, offering h2 first.
+    let mut cfg = (**p.acceptor.config()).clone();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let tls = acceptor.accept(sock).await.unwrap();
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let body = format!("{:?}", req.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(body)),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    let u = url::Url::parse(&format!("https://127.0.0.1:{}/", addr.port())).unwrap();
+    let c = HttpClient::builder()
+        .no_proxy_from_env()
+        .add_root_certificate_pem_file(&p.ca_pem)
+        .build()
+        .unwrap();
+    let r = c
+        .send(http::Request::get(u.as_str()).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    assert_eq!(r.bytes_limited(100).await.unwrap(), "HTTP/2.0");
+    server.abort();
+}
