@@ -41,13 +41,34 @@ pub enum RootSource {
 }
 
 /// Proxy settings, as read from the environment or set explicitly.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 struct ProxySettings {
     all: String,
     http: String,
     https: String,
     no: String,
     cgi: bool,
+}
+
+/// Hides `user:password@` in a proxy URL.
+fn mask_userinfo(u: &str) -> String {
+    match (u.find("://"), u.rfind('@')) {
+        (Some(a), Some(b)) if b > a => format!("{}***{}", &u[..a + 3], &u[b..]),
+        (None, Some(b)) => format!("***{}", &u[b..]),
+        _ => u.to_string(),
+    }
+}
+
+impl std::fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("all", &mask_userinfo(&self.all))
+            .field("http", &mask_userinfo(&self.http))
+            .field("https", &mask_userinfo(&self.https))
+            .field("no", &self.no)
+            .field("cgi", &self.cgi)
+            .finish()
+    }
 }
 
 impl ProxySettings {
@@ -727,4 +748,19 @@ pub(crate) fn check_readable(path: &Path) -> Result<()> {
     std::fs::metadata(path)
         .map(|_| ())
         .map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_proxy_credentials() {
+        let b = HttpClientBuilder::new()
+            .no_proxy_from_env()
+            .proxy("http://user:secret@proxy.example:3128");
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("proxy.example:3128"), "{shown}");
+    }
 }

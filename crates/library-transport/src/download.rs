@@ -19,7 +19,7 @@ use crate::client::HttpClient;
 use crate::dest::{Destination, Sidecar};
 use crate::error::{Error, Result};
 use crate::json::error_message;
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
 use crate::util::{hex, parse_content_range_exact, redact_url};
 
@@ -243,28 +243,18 @@ impl HttpClient {
             concurrency: job.concurrency.max(1),
             ..job.clone()
         });
-        let res = self.download_ranged_inner(&job, &mut dest, &progress).await;
-        match res {
-            Ok((sha, fetched)) => match dest.commit(sha).await {
-                Ok(path) => {
-                    progress.finish();
-                    Ok(Downloaded {
-                        path,
-                        size: job.size,
-                        sha256: sha,
-                        parts_fetched: fetched,
-                    })
-                }
-                Err(e) => {
-                    progress.abort();
-                    Err(e)
-                }
-            },
-            Err(e) => {
-                progress.abort();
-                Err(e)
-            }
-        }
+        let guard = ProgressGuard::new(progress.clone());
+        let (sha, fetched) = self
+            .download_ranged_inner(&job, &mut dest, &progress)
+            .await?;
+        let path = dest.commit(sha).await?;
+        guard.finish();
+        Ok(Downloaded {
+            path,
+            size: job.size,
+            sha256: sha,
+            parts_fetched: fetched,
+        })
     }
 
     async fn download_ranged_inner(
@@ -355,6 +345,7 @@ impl HttpClient {
         mut dest: Destination,
         progress: Arc<dyn Progress>,
     ) -> Result<Downloaded> {
+        let guard = ProgressGuard::new(progress.clone());
         let res = async {
             let resp = check_success(resp).await?;
             dest.open(None, None)?;
@@ -375,20 +366,15 @@ impl HttpClient {
             Ok::<_, Error>((size, sha))
         }
         .await;
-        let out = match res {
-            Ok((size, sha)) => dest.commit(sha).await.map(|path| Downloaded {
-                path,
-                size,
-                sha256: sha,
-                parts_fetched: 0,
-            }),
-            Err(e) => Err(e),
-        };
-        match &out {
-            Ok(_) => progress.finish(),
-            Err(_) => progress.abort(),
-        }
-        out
+        let (size, sha) = res?;
+        let path = dest.commit(sha).await?;
+        guard.finish();
+        Ok(Downloaded {
+            path,
+            size,
+            sha256: sha,
+            parts_fetched: 0,
+        })
     }
 
     /// Fetches `url` with a GET (no redirects followed) and downloads the

@@ -23,3 +23,30 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// Calls [`Progress::abort`] when dropped unless [`finish`](Self::finish)
+/// was called, so that a failed or cancelled (dropped) transfer always
+/// ends with one of the two.
+pub(crate) struct ProgressGuard {
+    sink: std::sync::Arc<dyn Progress>,
+    done: bool,
+}
+
+impl ProgressGuard {
+    pub(crate) fn new(sink: std::sync::Arc<dyn Progress>) -> Self {
+        ProgressGuard { sink, done: false }
+    }
+
+    pub(crate) fn finish(mut self) {
+        self.done = true;
+        self.sink.finish();
+    }
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.sink.abort();
+        }
+    }
+}

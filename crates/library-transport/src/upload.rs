@@ -17,7 +17,7 @@ use crate::body::{Body, FILE_BLOCK};
 use crate::client::HttpClient;
 use crate::error::{Error, Result};
 use crate::json::error_message;
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
 use crate::util::redact_url;
 
@@ -252,14 +252,12 @@ impl HttpClient {
         F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PartTarget>> + Send + 'static,
     {
-        let r = self
-            .upload_parts_inner(job, progress.clone(), Arc::new(target))
-            .await;
-        match &r {
-            Ok(_) => progress.finish(),
-            Err(_) => progress.abort(),
-        }
-        r
+        let guard = ProgressGuard::new(progress.clone());
+        let parts = self
+            .upload_parts_inner(job, progress, Arc::new(target))
+            .await?;
+        guard.finish();
+        Ok(parts)
     }
 
     async fn upload_parts_inner<F, Fut>(

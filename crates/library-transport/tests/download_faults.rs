@@ -476,3 +476,56 @@ async fn single_stream_download_checks_length() {
     assert_eq!(out, *data);
     assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&*data)));
 }
+
+#[derive(Default)]
+struct Events(Mutex<Vec<&'static str>>);
+impl Progress for Events {
+    fn total(&self, _: u64) {
+        self.0.lock().unwrap().push("total");
+    }
+    fn finish(&self) {
+        self.0.lock().unwrap().push("finish");
+    }
+    fn abort(&self) {
+        self.0.lock().unwrap().push("abort");
+    }
+}
+
+#[tokio::test]
+async fn progress_ends_with_finish_or_abort_even_when_dropped() {
+    let data = Arc::new(data(SIZE, 10));
+    let ok = TestServer::start(faulty(data.clone(), |_, _, _| None)).await;
+    let slow = TestServer::start(faulty(data, |s, d, _| {
+        let mut r = serve_range(d, s);
+        r.head_delay = Some(Duration::from_secs(30));
+        Some(r)
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+
+    let ev = Arc::new(Events::default());
+    c.download_ranged(
+        &job(&ok, SIZE),
+        Destination::new(dir.path().join("a")),
+        ev.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*ev.0.lock().unwrap(), ["total", "finish"]);
+
+    let ev = Arc::new(Events::default());
+    let bad = Destination::new(dir.path().join("b")).expect_sha256([1; 32]);
+    c.download_ranged(&job(&ok, SIZE), bad, ev.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(*ev.0.lock().unwrap(), ["total", "abort"]);
+
+    let ev = Arc::new(Events::default());
+    let j = job(&slow, SIZE);
+    let fut = c.download_ranged(&j, Destination::new(dir.path().join("c")), ev.clone());
+    assert!(tokio::time::timeout(Duration::from_millis(100), fut)
+        .await
+        .is_err());
+    assert_eq!(*ev.0.lock().unwrap(), ["total", "abort"]);
+}
