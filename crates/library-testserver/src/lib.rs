@@ -150,7 +150,10 @@ pub struct S3Backend {
     /// Region used in signatures, e.g. `us-east-1`.
     pub region: String,
     /// Sign `x-amz-content-sha256` into the presigned URLs (the client then
-    /// has to send that header with the body's SHA-256).
+    /// has to send that header with the body's SHA-256). The header is
+    /// signed as an ordinary header with an `UNSIGNED-PAYLOAD` payload hash;
+    /// a part whose request came without a `sha256sum` gets a host-only
+    /// URL.
     pub sign_content_sha256: bool,
 }
 

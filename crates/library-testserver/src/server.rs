@@ -107,12 +107,36 @@ fn base_url(addr: SocketAddr) -> Url {
     Url::parse(&format!("http://{addr}/")).expect("socket address makes a valid URL")
 }
 
+/// A runtime that is shut down without blocking when dropped, so that it
+/// can be dropped inside another runtime.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("runtime present until taken")
+    }
+
+    fn take(mut self) -> tokio::runtime::Runtime {
+        self.0.take().expect("runtime present until taken")
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("library-testserver")
-        .enable_all()
-        .build()?;
+    let runtime = OwnedRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("library-testserver")
+            .enable_all()
+            .build()?,
+    ));
     let library = StdListener::bind((config.bind, 0))?;
     let blob = StdListener::bind((config.bind, 0))?;
     library.set_nonblocking(true)?;
@@ -128,6 +152,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         Some(backend) => {
             let backend = backend.clone();
             let client = runtime
+                .get()
                 .spawn(async move { S3Client::connect(backend).await })
                 .await
                 .map_err(std::io::Error::other)??;
@@ -150,10 +175,10 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
     let mut tasks = Vec::new();
     for (listener, which) in [(library, Listener::Library), (blob, Listener::Blob)] {
         let listener = {
-            let _guard = runtime.enter();
+            let _guard = runtime.get().enter();
             TcpListener::from_std(listener)?
         };
-        tasks.push(runtime.spawn(accept_loop(
+        tasks.push(runtime.get().spawn(accept_loop(
             listener,
             which,
             shared.clone(),
@@ -163,7 +188,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
     tracing::debug!(%library_addr, %blob_addr, "library test server started");
     Ok(TestServer {
         shared,
-        runtime: Some(runtime),
+        runtime: Some(runtime.take()),
         library_addr,
         blob_addr,
         stop: stop_tx,
