@@ -53,7 +53,12 @@ fn every_vector() {
 
 #[test]
 fn cases_the_reference_crashes_on() {
-    for input in ["Bearer realm=", "Bearer realm=\"", "Basic realm=,service=\"", "Bearer =\""] {
+    for input in [
+        "Bearer realm=",
+        "Bearer realm=\"",
+        "Basic realm=,service=\"",
+        "Bearer =\"",
+    ] {
         let c = parse_www_authenticate(input).unwrap();
         assert_eq!((c.realm.as_str(), c.service.as_str()), ("", ""), "{input}");
     }
@@ -62,9 +67,13 @@ fn cases_the_reference_crashes_on() {
 #[test]
 fn more_shapes() {
     let c = parse_www_authenticate("BASIC realm=\"test-realm\"").unwrap();
-    assert_eq!((c.scheme, c.realm.as_str()), (AuthScheme::Basic, "test-realm"));
+    assert_eq!(
+        (c.scheme, c.realm.as_str()),
+        (AuthScheme::Basic, "test-realm")
+    );
     // A comma inside quotes does not split; an escaped quote is kept.
-    let c = parse_www_authenticate(r#"Bearer scope="repository:a:pull,push",realm="x\"y""#).unwrap();
+    let c =
+        parse_www_authenticate(r#"Bearer scope="repository:a:pull,push",realm="x\"y""#).unwrap();
     assert_eq!(c.scope, "repository:a:pull,push");
     assert_eq!(c.realm, "x\"y");
     // The last of repeated keys wins.

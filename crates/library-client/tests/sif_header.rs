@@ -76,10 +76,7 @@ fn only_the_first_32_kib_count() {
     let h = SifHeader::parse(&bytes).unwrap();
     bytes.resize(1 << 20, 0xAB);
     assert_eq!(SifHeader::parse(&bytes).unwrap(), h);
-    assert_eq!(
-        SifHeader::parse(&bytes[..HEADER_READ_SIZE]).unwrap(),
-        h
-    );
+    assert_eq!(SifHeader::parse(&bytes[..HEADER_READ_SIZE]).unwrap(), h);
     // Cut inside the descriptor table: out of range.
     assert!(matches!(
         SifHeader::parse(&bytes[..5000]),
