@@ -115,7 +115,20 @@ fn ci(root: &Path) -> Result<()> {
 }
 
 /// The peers the test suite needs, with the settings each is started with.
-const PEERS: &[(&str, &[(&str, &str)])] = &[];
+const PEERS: &[peers::Peer] = &[
+    peers::Peer {
+        label: "nginx",
+        script: "nginx",
+        env: &[],
+        rename: None,
+    },
+    peers::Peer {
+        label: "oci-registry",
+        script: "oci-registry",
+        env: &[],
+        rename: None,
+    },
+];
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     let state = root.join("target/peers");

@@ -8,6 +8,19 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// One peer server to start.
+pub struct Peer {
+    /// Its name, and the directory under the state directory it runs in.
+    pub label: &'static str,
+    /// `scripts/peers/start-SCRIPT.sh`.
+    pub script: &'static str,
+    /// Settings passed to the script.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Rename the variables it exports that start with the first prefix
+    /// to start with the second (two peers of one kind export the same names).
+    pub rename: Option<(&'static str, &'static str)>,
+}
+
 /// The peers that were started, with the environment their scripts wrote.
 pub struct Peers {
     state: PathBuf,
@@ -17,21 +30,24 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Start each named peer (`scripts/peers/start-NAME.sh STATE_DIR`).
-    pub fn start(root: &Path, state: &Path, names: &[(&str, &[(&str, &str)])]) -> Result<Peers> {
+    /// Start each peer: `scripts/peers/start-SCRIPT.sh STATE_DIR/LABEL`
+    /// with the given environment.
+    pub fn start(root: &Path, state: &Path, peers_wanted: &[Peer]) -> Result<Peers> {
         std::fs::create_dir_all(state)?;
         let mut peers = Peers {
             state: state.to_path_buf(),
             scripts: root.join("scripts/peers"),
             env: BTreeMap::new(),
         };
-        for (name, vars) in names {
-            let script = peers.scripts.join(format!("start-{name}.sh"));
+        for peer in peers_wanted {
+            let name = peer.label;
+            let script = peers.scripts.join(format!("start-{}.sh", peer.script));
+            let dir = state.join(name);
             eprintln!("xtask: starting peer {name}");
             let status = Command::new("bash")
                 .arg(&script)
-                .arg(state)
-                .envs(vars.iter().copied())
+                .arg(&dir)
+                .envs(peer.env.iter().copied())
                 .stdout(std::process::Stdio::null())
                 .status()
                 .with_context(|| format!("running {}", script.display()))?;
@@ -39,19 +55,26 @@ impl Peers {
                 peers.stop();
                 bail!(
                     "peer {name} did not start ({status}); see {}",
-                    state.display()
+                    dir.display()
                 );
             }
-        }
-        // Every script leaves NAME.env files of KEY=VALUE lines.
-        for entry in std::fs::read_dir(state)? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) == Some("env") {
-                let text = std::fs::read_to_string(&path)?;
-                for line in text.lines() {
-                    if let Some((k, v)) = line.split_once('=') {
-                        let v = v.trim_matches(|c| c == '\'' || c == '"');
-                        peers.env.insert(k.trim().to_string(), v.to_string());
+            // Every script leaves NAME.env files of KEY=VALUE lines.
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.extension().and_then(|e| e.to_str()) == Some("env") {
+                    let text = std::fs::read_to_string(&path)?;
+                    for line in text.lines() {
+                        if let Some((k, v)) = line.split_once('=') {
+                            let v = v.trim_matches(|c| c == '\'' || c == '"');
+                            let k = k.trim();
+                            let k = match peer.rename {
+                                Some((from, to)) if k.starts_with(from) => {
+                                    format!("{to}{}", &k[from.len()..])
+                                }
+                                _ => k.to_string(),
+                            };
+                            peers.env.insert(k, v.to_string());
+                        }
                     }
                 }
             }
@@ -59,12 +82,19 @@ impl Peers {
         Ok(peers)
     }
 
-    /// Stop every peer started from this state directory, by recorded PID.
+    /// Stop every peer started under this state directory, by recorded PID.
     pub fn stop(&self) {
-        let _ = Command::new("bash")
-            .arg(self.scripts.join("stop.sh"))
-            .arg(&self.state)
-            .status();
+        let Ok(entries) = std::fs::read_dir(&self.state) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                let _ = Command::new("bash")
+                    .arg(self.scripts.join("stop.sh"))
+                    .arg(entry.path())
+                    .status();
+            }
+        }
     }
 }
 
