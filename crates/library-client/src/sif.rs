@@ -78,8 +78,10 @@ fn arch_name(code: &[u8]) -> &'static str {
 /// # fn demo() -> library_client::Result<()> {
 /// let h = library_client::sif::read_sif_header("alpine.sif".as_ref())?;
 /// println!("{} signed={} encrypted={:?}", h.arch, h.signed, h.encrypted);
-/// let (arch, signed, encrypted) = h.oci_facts()?;
-/// # let _ = (arch, signed, encrypted);
+/// match h.oci_facts() {
+///     Ok((arch, signed, encrypted)) => println!("push as {arch}, {signed}, {encrypted}"),
+///     Err(e) => println!("cannot be pushed to an OCI registry: {e}"),
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

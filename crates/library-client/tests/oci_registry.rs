@@ -121,18 +121,24 @@ impl Progress for Count {
     }
 }
 
-/// Reads back, with raw HTTP, everything a push of `file` as `name` with
-/// `tag` left in the registry, and checks every field.
-async fn check_pushed(
-    name: &str,
-    tag: &str,
-    file: &Path,
-    pushed: &OciPushed,
-    arch: &str,
+/// The config fields a push should have recorded.
+#[derive(Clone, Copy)]
+struct Want<'a> {
+    arch: &'a str,
     signed: bool,
     encrypted: bool,
-    description: &str,
-) {
+    description: &'a str,
+}
+
+/// Reads back, with raw HTTP, everything a push of `file` as `name` with
+/// `tag` left in the registry, and checks every field.
+async fn check_pushed(name: &str, tag: &str, file: &Path, pushed: &OciPushed, want: &Want<'_>) {
+    let Want {
+        arch,
+        signed,
+        encrypted,
+        description,
+    } = *want;
     let base = registry_url();
     let file_bytes = std::fs::read(file).unwrap();
     let layer_digest = format!("sha256:{}", sha256_hex(&file_bytes));
@@ -278,10 +284,12 @@ async fn every_pushable_fixture_round_trips() {
                 tag,
                 &path,
                 &pushed,
-                arch,
-                signed,
-                encrypted,
-                &description,
+                &Want {
+                    arch,
+                    signed,
+                    encrypted,
+                    description: &description,
+                },
             )
             .await;
         }
@@ -349,6 +357,13 @@ async fn images_without_one_primary_partition_are_refused_before_any_upload() {
     }
 }
 
+const BIG: Want<'static> = Want {
+    arch: "amd64",
+    signed: false,
+    encrypted: false,
+    description: "100 MiB",
+};
+
 /// amd64.sif with `extra` random bytes appended: still a valid SIF header.
 fn big_sif(dir: &Path, extra: usize) -> PathBuf {
     let mut bytes = std::fs::read(fixtures().join("amd64.sif")).unwrap();
@@ -387,10 +402,7 @@ async fn a_100_mib_image_round_trips_and_a_repush_sends_no_blob() {
     assert_eq!(progress.done.load(Ordering::SeqCst), size);
     assert_eq!(progress.finished.load(Ordering::SeqCst), 1);
     assert_eq!(progress.aborted.load(Ordering::SeqCst), 0);
-    check_pushed(
-        &name, "big", &path, &pushed, "amd64", false, false, "100 MiB",
-    )
-    .await;
+    check_pushed(&name, "big", &path, &pushed, &BIG).await;
 
     let dest = dir.path().join("pulled.sif");
     let progress = Arc::new(Count::default());
@@ -430,10 +442,7 @@ async fn a_100_mib_image_round_trips_and_a_repush_sends_no_blob() {
         .unwrap();
     assert_eq!(again.blobs_uploaded, 0);
     assert_eq!(again.manifest_digest, pushed.manifest_digest);
-    check_pushed(
-        &name, "again", &path, &again, "amd64", false, false, "100 MiB",
-    )
-    .await;
+    check_pushed(&name, "again", &path, &again, &BIG).await;
 }
 
 #[tokio::test]
@@ -601,10 +610,12 @@ async fn an_explicit_arch_overrides_the_header() {
         "x",
         &fixtures().join("amd64-signed.sif"),
         &pushed,
-        "ppc64le",
-        true,
-        false,
-        "",
+        &Want {
+            arch: "ppc64le",
+            signed: true,
+            encrypted: false,
+            description: "",
+        },
     )
     .await;
 }

@@ -67,8 +67,18 @@ const MAX_REDIRECTS: usize = 5;
 pub struct OciRegistry {
     pub(crate) http: HttpClient,
     pub(crate) base: Url,
-    pub(crate) token: Arc<Mutex<Option<String>>>,
+    pub(crate) auth: Arc<Mutex<Credentials>>,
     pub(crate) retry: RetryConfig,
+}
+
+/// What a registry request carries, shared by clones.
+#[derive(Default)]
+pub(crate) struct Credentials {
+    /// The bearer token: given, or fetched from a realm.
+    token: Option<String>,
+    /// Without a token, send `Authorization: none` (the registry wanted
+    /// some header).
+    none: bool,
 }
 
 impl fmt::Debug for OciRegistry {
@@ -96,7 +106,10 @@ impl OciRegistry {
         OciRegistry {
             http,
             base,
-            token: Arc::new(Mutex::new(token.filter(|t| !t.is_empty()))),
+            auth: Arc::new(Mutex::new(Credentials {
+                token: token.filter(|t| !t.is_empty()),
+                none: false,
+            })),
             retry: RetryConfig::default(),
         }
     }
@@ -115,12 +128,25 @@ impl OciRegistry {
     }
 
     pub(crate) fn current_token(&self) -> Option<String> {
-        self.token.lock().map(|t| t.clone()).unwrap_or_default()
+        self.auth
+            .lock()
+            .map(|a| a.token.clone())
+            .unwrap_or_default()
     }
 
     fn set_token(&self, t: String) {
-        if let Ok(mut slot) = self.token.lock() {
-            *slot = Some(t);
+        if let Ok(mut a) = self.auth.lock() {
+            a.token = Some(t);
+        }
+    }
+
+    fn sends_none(&self) -> bool {
+        self.auth.lock().map(|a| a.none).unwrap_or_default()
+    }
+
+    fn set_none(&self) {
+        if let Ok(mut a) = self.auth.lock() {
+            a.none = true;
         }
     }
 
@@ -131,7 +157,9 @@ impl OciRegistry {
             .map_err(|e| Error::bad_request(format!("cannot build a registry URL for {name}: {e}")))
     }
 
-    /// The credentials for `url`: the token, on the registry's origin only.
+    /// The credentials for `url`, on the registry's origin only: the
+    /// token, or `Authorization: none` once the registry asked for a
+    /// header and no token is known.
     pub(crate) fn auth_headers_for(&self, url: &Url) -> HeaderMap {
         let mut h = HeaderMap::new();
         if same_origin(url, &self.base) {
@@ -140,6 +168,8 @@ impl OciRegistry {
                     v.set_sensitive(true);
                     h.insert(AUTHORIZATION, v);
                 }
+            } else if self.sends_none() {
+                h.insert(AUTHORIZATION, HeaderValue::from_static("none"));
             }
         }
         h
@@ -160,7 +190,6 @@ impl OciRegistry {
     ) -> Result<Response> {
         let mut realm_tried = false;
         let mut none_tried = false;
-        let mut send_none = false;
         loop {
             let mut req = http::Request::builder()
                 .method(method.clone())
@@ -171,13 +200,8 @@ impl OciRegistry {
                 })
                 .map_err(|e| Error::bad_request(format!("{}: {e}", redact_url(url))))?;
             req.headers_mut().extend(headers.clone());
-            let auth = self.auth_headers_for(url);
-            let had_credentials = !auth.is_empty();
-            req.headers_mut().extend(auth);
-            if send_none && !had_credentials {
-                req.headers_mut()
-                    .insert(AUTHORIZATION, HeaderValue::from_static("none"));
-            }
+            let had_token = self.current_token().is_some();
+            req.headers_mut().extend(self.auth_headers_for(url));
             tracing::debug!(%method, url = %redact_url(url), "registry request");
             let resp = self.http.send(req).await?;
             if resp.status() != StatusCode::UNAUTHORIZED {
@@ -206,9 +230,9 @@ impl OciRegistry {
                     }
                 }
             }
-            if !had_credentials && !none_tried {
+            if !had_token && !none_tried && !self.sends_none() {
                 none_tried = true;
-                send_none = true;
+                self.set_none();
                 resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
                 continue;
             }

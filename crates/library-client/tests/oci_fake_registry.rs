@@ -1,0 +1,911 @@
+//! The OCI path against a small in-process registry that can misbehave:
+//! a wrong blob, a 401 asking for any `Authorization`, a token realm, a
+//! wrong manifest `Content-Type`, a redirect of blobs to storage on another
+//! origin, failing chunk uploads. Also the whole path through the library
+//! (`library-testserver` redirecting to this registry).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use library_client::oci::OciRegistry;
+use library_client::{
+    Client, Downloader, Error, HttpClient, NoProgress, Pull, Push, RetryConfig, Transfer,
+    UploadKind,
+};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use url::Url;
+
+/// How the registry misbehaves.
+#[derive(Debug, Clone, Default)]
+struct Knobs {
+    /// Requests must carry `Authorization: Bearer <token>`.
+    token: Option<String>,
+    /// Requests must carry some `Authorization` header (even `none`).
+    any_authorization: bool,
+    /// Sent as `WWW-Authenticate` with a 401.
+    challenge: Option<String>,
+    /// Blob GETs of more than 4 KiB serve one byte changed.
+    corrupt_blobs: bool,
+    /// Manifest GETs by digest answer this `Content-Type`.
+    manifest_content_type: Option<String>,
+    /// Blob GETs answer 307 to the storage listener.
+    redirect_blobs: bool,
+    /// The next PATCHes fail with 500: `Some(true)` after keeping the first
+    /// half of the chunk, `Some(false)` keeping nothing.
+    fail_patches: Vec<(usize, bool)>,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    storage: bool,
+    method: Method,
+    path: String,
+    query: String,
+    authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    knobs: Knobs,
+    blobs: HashMap<String, Bytes>,
+    uploads: HashMap<String, Vec<u8>>,
+    manifests: HashMap<(String, String), (String, Bytes)>,
+    log: Vec<Seen>,
+    next: u64,
+    patches: usize,
+}
+
+struct Fake {
+    url: Url,
+    storage: Url,
+    state: Arc<Mutex<State>>,
+}
+
+impl Fake {
+    async fn start(knobs: Knobs) -> Fake {
+        let state = Arc::new(Mutex::new(State {
+            knobs,
+            ..State::default()
+        }));
+        let reg = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sto = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", reg.local_addr().unwrap())).unwrap();
+        let storage = Url::parse(&format!("http://{}/", sto.local_addr().unwrap())).unwrap();
+        for (listener, is_storage) in [(reg, false), (sto, true)] {
+            let ctx = Ctx {
+                state: state.clone(),
+                url: url.clone(),
+                storage: storage.clone(),
+                is_storage,
+            };
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let ctx = ctx.clone();
+                            async move { Ok::<_, Infallible>(ctx.handle(req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        }
+        Fake {
+            url,
+            storage,
+            state,
+        }
+    }
+
+    fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
+        f(&mut self.state.lock().unwrap().knobs)
+    }
+
+    fn log(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    fn blob(&self, digest: &str) -> Option<Bytes> {
+        self.state.lock().unwrap().blobs.get(digest).cloned()
+    }
+
+    fn registry(&self, token: Option<&str>) -> OciRegistry {
+        OciRegistry::new(
+            HttpClient::new().unwrap(),
+            self.url.clone(),
+            token.map(str::to_string),
+        )
+        .retry(fast_retry())
+    }
+}
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig::default().with_max_retries(3).with_backoff(
+        std::time::Duration::from_millis(2),
+        std::time::Duration::from_millis(20),
+    )
+}
+
+#[derive(Clone)]
+struct Ctx {
+    state: Arc<Mutex<State>>,
+    url: Url,
+    storage: Url,
+    is_storage: bool,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: u16, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::builder().status(status);
+    for (k, v) in headers {
+        r = r.header(*k, v.as_str());
+    }
+    r.body(Full::new(body.into())).unwrap()
+}
+
+fn error(status: u16, code: &str, extra: &[(&str, String)]) -> Reply {
+    let body = format!(
+        r#"{{"errors":[{{"code":"{code}","message":"{}"}}]}}"#,
+        code.to_lowercase()
+    );
+    let mut h = vec![("content-type", "application/json".to_string())];
+    h.extend(extra.iter().cloned());
+    reply(status, &h, body)
+}
+
+fn sha256(b: &[u8]) -> String {
+    let hex: String = Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// Serves `data` for a GET/HEAD, honouring `Range: bytes=a-b`.
+fn serve_bytes(method: &Method, headers: &HeaderMap, digest: &str, data: &[u8]) -> Reply {
+    let total = data.len();
+    let mut h = vec![
+        ("docker-content-digest", digest.to_string()),
+        ("accept-ranges", "bytes".to_string()),
+        ("content-type", "application/octet-stream".to_string()),
+    ];
+    let range = headers
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+    let (status, body) = match range {
+        Some((a, b)) if a < total => {
+            let b = b.min(total - 1);
+            h.push(("content-range", format!("bytes {a}-{b}/{total}")));
+            (206, Bytes::copy_from_slice(&data[a..=b]))
+        }
+        Some(_) => return reply(416, &[], ""),
+        None => (200, Bytes::copy_from_slice(data)),
+    };
+    if *method == Method::HEAD {
+        h.push(("content-length", body.len().to_string()));
+        return reply(status, &h, Bytes::new());
+    }
+    reply(status, &h, body)
+}
+
+impl Ctx {
+    async fn handle(self, req: Request<Incoming>) -> Reply {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or("").to_string();
+        let authorization = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut st = self.state.lock().unwrap();
+        st.log.push(Seen {
+            storage: self.is_storage,
+            method: parts.method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            authorization: authorization.clone(),
+        });
+        if self.is_storage {
+            let digest = path.trim_start_matches("/storage/");
+            return match st.blobs.get(digest) {
+                Some(b) => serve_bytes(&parts.method, &parts.headers, digest, b),
+                None => error(404, "BLOB_UNKNOWN", &[]),
+            };
+        }
+        if path == "/token" {
+            let token = st.knobs.token.clone().unwrap_or_default();
+            return reply(200, &[], format!(r#"{{"access_token":"{token}"}}"#));
+        }
+        let k = st.knobs.clone();
+        let challenge: Vec<(&str, String)> = k
+            .challenge
+            .iter()
+            .map(|c| ("www-authenticate", c.clone()))
+            .collect();
+        if let Some(t) = &k.token {
+            if authorization.as_deref() != Some(format!("Bearer {t}").as_str()) {
+                return error(401, "UNAUTHORIZED", &challenge);
+            }
+        } else if k.any_authorization && authorization.is_none() {
+            return error(401, "UNAUTHORIZED", &challenge);
+        }
+        if path == "/v2/" {
+            return reply(200, &[], "{}");
+        }
+        let rest = path.strip_prefix("/v2/").unwrap_or("");
+        let m = &parts.method;
+        if let Some((name, id)) = rest.split_once("/blobs/uploads/") {
+            let here = |id: &str, st: &State| -> Vec<(&str, String)> {
+                let len = st.uploads.get(id).map_or(0, |u| u.len());
+                vec![
+                    (
+                        "location",
+                        format!("{}v2/{name}/blobs/uploads/{id}?_state=s{len}", self.url),
+                    ),
+                    ("range", format!("0-{}", len.saturating_sub(1))),
+                    ("docker-upload-uuid", id.to_string()),
+                ]
+            };
+            if id.is_empty() && *m == Method::POST {
+                st.next += 1;
+                let id = format!("u{}", st.next);
+                st.uploads.insert(id.clone(), Vec::new());
+                // A relative Location here; absolute ones afterwards.
+                let h = vec![
+                    (
+                        "location",
+                        format!("/v2/{name}/blobs/uploads/{id}?_state=s0"),
+                    ),
+                    ("range", "0-0".to_string()),
+                ];
+                return reply(202, &h, "");
+            }
+            if !st.uploads.contains_key(id) {
+                return error(404, "BLOB_UPLOAD_UNKNOWN", &[]);
+            }
+            match *m {
+                Method::PATCH => {
+                    st.patches += 1;
+                    let n = st.patches;
+                    let have = st.uploads[id].len();
+                    let range = parts
+                        .headers
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let want = format!("{have}-{}", have + body.len() - 1);
+                    if range != want {
+                        return error(416, "BLOB_UPLOAD_INVALID", &[]);
+                    }
+                    let declared = parts
+                        .headers
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<usize>().ok());
+                    if declared != Some(body.len()) {
+                        return error(400, "SIZE_INVALID", &[]);
+                    }
+                    if let Some(i) = st.knobs.fail_patches.iter().position(|(at, _)| *at == n) {
+                        let (_, keep_half) = st.knobs.fail_patches.remove(i);
+                        if keep_half {
+                            let half = body.len() / 2;
+                            st.uploads
+                                .get_mut(id)
+                                .unwrap()
+                                .extend_from_slice(&body[..half]);
+                        }
+                        return error(500, "UNKNOWN", &[]);
+                    }
+                    st.uploads.get_mut(id).unwrap().extend_from_slice(&body);
+                    reply(202, &here(id, &st), "")
+                }
+                Method::GET => reply(204, &here(id, &st), ""),
+                Method::PUT => {
+                    let digest = query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix("digest="))
+                        .unwrap_or("")
+                        .replace("%3A", ":");
+                    let mut data = st.uploads.remove(id).unwrap();
+                    data.extend_from_slice(&body);
+                    if sha256(&data) != digest {
+                        return error(400, "DIGEST_INVALID", &[]);
+                    }
+                    st.blobs.insert(digest.clone(), Bytes::from(data));
+                    reply(201, &[("docker-content-digest", digest)], "")
+                }
+                _ => error(405, "UNSUPPORTED", &[]),
+            }
+        } else if let Some((_, digest)) = rest.split_once("/blobs/") {
+            let Some(data) = st.blobs.get(digest).cloned() else {
+                return error(404, "BLOB_UNKNOWN", &[]);
+            };
+            if *m == Method::GET && k.redirect_blobs {
+                let to = format!("{}storage/{digest}?sig=x", self.storage);
+                return reply(307, &[("location", to)], "");
+            }
+            let mut data = data.to_vec();
+            if k.corrupt_blobs && data.len() > 4096 {
+                let mid = data.len() / 2;
+                data[mid] ^= 0xff;
+            }
+            serve_bytes(m, &parts.headers, digest, &data)
+        } else if let Some((name, reference)) = rest.split_once("/manifests/") {
+            let key = (name.to_string(), reference.to_string());
+            if *m == Method::PUT {
+                let ct = parts
+                    .headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let d = sha256(&body);
+                st.manifests.insert(key, (ct.clone(), body.clone()));
+                st.manifests
+                    .insert((name.to_string(), d.clone()), (ct, body));
+                return reply(201, &[("docker-content-digest", d)], "");
+            }
+            let Some((ct, doc)) = st.manifests.get(&key).cloned() else {
+                return error(404, "MANIFEST_UNKNOWN", &[]);
+            };
+            let accept = parts
+                .headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !accept.split(',').any(|a| a.trim() == ct) {
+                return error(404, "MANIFEST_UNKNOWN", &[]);
+            }
+            let shown = match (&k.manifest_content_type, reference.starts_with("sha256:")) {
+                (Some(other), true) => other.clone(),
+                _ => ct,
+            };
+            let h = vec![
+                ("content-type", shown),
+                ("docker-content-digest", sha256(&doc)),
+            ];
+            reply(200, &h, doc)
+        } else {
+            error(404, "NAME_UNKNOWN", &[])
+        }
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/sif")
+        .join(name)
+}
+
+/// amd64.sif followed by `extra` pseudo-random bytes.
+fn big_sif(dir: &Path, extra: usize, seed: u64) -> PathBuf {
+    let mut bytes = std::fs::read(fixture("amd64.sif")).unwrap();
+    let start = bytes.len();
+    bytes.resize(start + extra, 0);
+    fastrand::Rng::with_seed(seed).fill(&mut bytes[start..]);
+    let path = dir.join(format!("big-{seed}.sif"));
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn pull(
+    reg: &OciRegistry,
+    tag: &str,
+    arch: Option<&str>,
+    dest: &Path,
+    resume: bool,
+) -> library_client::Result<library_client::oci::OciPulled> {
+    let d = Downloader {
+        concurrency: 3,
+        part_size: 16 * 1024,
+    };
+    reg.pull(
+        "alice/tools/hello",
+        tag,
+        arch,
+        dest,
+        d,
+        resume,
+        Arc::new(NoProgress),
+    )
+    .await
+}
+
+async fn push(reg: &OciRegistry, file: &Path) -> library_client::oci::OciPushed {
+    reg.push(
+        "alice/tools/hello",
+        file,
+        None,
+        &["v1".into()],
+        "",
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_blob_leaves_no_file() {
+    let fake = Fake::start(Knobs::default()).await;
+    let reg = fake.registry(None);
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 100_000, 1);
+    push(&reg, &src).await;
+    fake.knobs(|k| k.corrupt_blobs = true);
+
+    for resume in [false, true] {
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("image.sif");
+        let e = pull(&reg, "v1", Some("amd64"), &dest, resume)
+            .await
+            .unwrap_err();
+        assert!(e.is_integrity(), "{e}");
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+        assert!(listing(out.path()).is_empty(), "{:?}", listing(out.path()));
+    }
+
+    // A file already at the destination stays as it was.
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("image.sif");
+    std::fs::write(&dest, b"old").unwrap();
+    let e = pull(&reg, "v1", Some("amd64"), &dest, false)
+        .await
+        .unwrap_err();
+    assert!(e.is_integrity(), "{e}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+    assert_eq!(listing(out.path()), ["image.sif"]);
+
+    // Served correctly again, the same pull works and replaces it.
+    fake.knobs(|k| k.corrupt_blobs = false);
+    let got = pull(&reg, "v1", Some("amd64"), &dest, false).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(got.size, std::fs::metadata(&src).unwrap().len());
+    assert_eq!(listing(out.path()), ["image.sif"]);
+}
+
+#[tokio::test]
+async fn a_401_without_credentials_is_retried_with_authorization_none() {
+    for challenge in [None, Some("Basic realm=\"test-realm\"".to_string())] {
+        let fake = Fake::start(Knobs {
+            any_authorization: true,
+            challenge: challenge.clone(),
+            ..Knobs::default()
+        })
+        .await;
+        let reg = fake.registry(None);
+        let dir = tempfile::tempdir().unwrap();
+        let pushed = push(&reg, &fixture("amd64.sif")).await;
+        let dest = dir.path().join("x.sif");
+        let got = pull(&reg, "v1", None, &dest, false).await.unwrap();
+        assert_eq!(got.digest, pushed.layer_digest);
+        let log = fake.log();
+        // Every request went out bare first, then once more with `none`.
+        let bare = log.iter().filter(|s| s.authorization.is_none()).count();
+        let none = log
+            .iter()
+            .filter(|s| s.authorization.as_deref() == Some("none"))
+            .count();
+        assert!(bare > 0 && none > 0, "{challenge:?}: {log:#?}");
+        assert!(
+            log.iter()
+                .all(|s| s.authorization.is_none() || s.authorization.as_deref() == Some("none")),
+            "{log:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_fetched_from_the_bearer_realm() {
+    let fake = Fake::start(Knobs::default()).await;
+    let realm = format!("{}token", fake.url);
+    fake.knobs(|k| {
+        k.token = Some("from-realm".into());
+        k.challenge = Some(format!(
+            r#"Bearer realm="{realm}",service="fake-registry",scope="repository:alice/tools/hello:pull,push""#
+        ));
+    });
+    // A stale token from elsewhere: refused, then replaced by the realm's.
+    let reg = fake.registry(Some("stale"));
+    let dir = tempfile::tempdir().unwrap();
+    push(&reg, &fixture("arm64.sif")).await;
+    let dest = dir.path().join("x.sif");
+    pull(&reg, "v1", Some("arm64"), &dest, false).await.unwrap();
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(fixture("arm64.sif")).unwrap()
+    );
+    let log = fake.log();
+    let tokens: Vec<&Seen> = log.iter().filter(|s| s.path == "/token").collect();
+    assert_eq!(tokens.len(), 1, "the realm's token is kept: {log:#?}");
+    assert!(
+        tokens[0].authorization.is_none(),
+        "nothing is sent to the realm"
+    );
+    assert!(tokens[0].query.contains("service=fake-registry"));
+    assert!(tokens[0]
+        .query
+        .contains("scope=repository%3Aalice%2Ftools%2Fhello%3Apull%2Cpush"));
+    let stale = log
+        .iter()
+        .filter(|s| s.authorization.as_deref() == Some("Bearer stale"))
+        .count();
+    assert_eq!(stale, 1);
+}
+
+#[tokio::test]
+async fn a_refused_token_without_a_realm_is_unauthorized() {
+    let fake = Fake::start(Knobs {
+        token: Some("right".into()),
+        ..Knobs::default()
+    })
+    .await;
+    let e = fake
+        .registry(Some("wrong"))
+        .push(
+            "alice/tools/hello",
+            &fixture("amd64.sif"),
+            None,
+            &[],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_unauthorized(), "{e}");
+    let pushed = fake
+        .registry(Some("right"))
+        .push(
+            "alice/tools/hello",
+            &fixture("amd64.sif"),
+            None,
+            &[],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.blobs_uploaded, 2);
+}
+
+#[tokio::test]
+async fn a_manifest_with_the_wrong_content_type_is_refused() {
+    let fake = Fake::start(Knobs::default()).await;
+    let reg = fake.registry(None);
+    push(&reg, &fixture("amd64.sif")).await;
+    fake.knobs(|k| {
+        k.manifest_content_type =
+            Some("application/vnd.docker.distribution.manifest.v2+json".into())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.sif");
+    let e = pull(&reg, "v1", Some("amd64"), &dest, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Oci { .. }), "{e}");
+    assert!(e.to_string().contains("content type"), "{e}");
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn blobs_redirected_to_storage_get_no_token() {
+    let fake = Fake::start(Knobs {
+        token: Some("reg-token".into()),
+        redirect_blobs: true,
+        ..Knobs::default()
+    })
+    .await;
+    let reg = fake.registry(Some("reg-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 200_000, 2);
+    let pushed = push(&reg, &src).await;
+    let dest = dir.path().join("x.sif");
+    let got = pull(&reg, "v1", None, &dest, false).await.unwrap();
+    assert_eq!(got.digest, pushed.layer_digest);
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+    let log = fake.log();
+    let storage: Vec<&Seen> = log.iter().filter(|s| s.storage).collect();
+    // The config, the probe and the parts of the layer.
+    assert!(storage.len() > 10, "{storage:#?}");
+    assert!(
+        storage.iter().all(|s| s.authorization.is_none()),
+        "{storage:#?}"
+    );
+    assert!(log
+        .iter()
+        .filter(|s| !s.storage)
+        .all(|s| s.authorization.as_deref() == Some("Bearer reg-token")));
+    assert_ne!(fake.storage.port(), fake.url.port());
+}
+
+#[tokio::test]
+async fn failed_chunks_resume_where_the_registry_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 MiB and a bit: three chunks.
+    let src = big_sif(dir.path(), 12 << 20, 3);
+    let want = std::fs::read(&src).unwrap();
+    // The second PATCH keeps half its chunk and fails; the fourth keeps
+    // nothing and fails (it is the retry of the third chunk... or any).
+    let fake = Fake::start(Knobs {
+        fail_patches: vec![(2, true), (4, false)],
+        ..Knobs::default()
+    })
+    .await;
+    let reg = fake.registry(None);
+    let pushed = push(&reg, &src).await;
+    assert_eq!(fake.blob(&pushed.layer_digest).unwrap(), want);
+    let log = fake.log();
+    let status_checks = log
+        .iter()
+        .filter(|s| s.method == Method::GET && s.path.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(status_checks, 2, "{log:#?}");
+    let posts = log.iter().filter(|s| s.method == Method::POST).count();
+    assert_eq!(posts, 2, "one POST for the image, one for the config");
+
+    // A failure of the very first chunk starts the upload over.
+    let fake = Fake::start(Knobs {
+        fail_patches: vec![(1, false)],
+        ..Knobs::default()
+    })
+    .await;
+    let reg = fake.registry(None);
+    let pushed = push(&reg, &src).await;
+    assert_eq!(fake.blob(&pushed.layer_digest).unwrap(), want);
+    let posts = fake
+        .log()
+        .iter()
+        .filter(|s| s.method == Method::POST)
+        .count();
+    assert_eq!(posts, 3, "the image upload was started twice");
+}
+
+#[tokio::test]
+async fn pushes_are_checked_before_anything_is_sent() {
+    let fake = Fake::start(Knobs::default()).await;
+    let reg = fake.registry(None);
+    for (name, tags) in [("Alice/x", vec![]), ("a/b", vec!["bad tag".to_string()])] {
+        let e = reg
+            .push(
+                name,
+                &fixture("amd64.sif"),
+                None,
+                &tags,
+                "",
+                Arc::new(NoProgress),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.is_bad_request(), "{e}");
+    }
+    let e = reg
+        .push(
+            "a/b",
+            &fixture("no-primary.sif"),
+            None,
+            &[],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Sif { .. }), "{e}");
+    assert!(fake.log().is_empty());
+}
+
+// ---- through the library ----------------------------------------------------
+
+const LIBRARY_TOKEN: &str = "library-secret-7d1";
+const REGISTRY_TOKEN: &str = "registry-token-c09";
+
+#[tokio::test]
+async fn the_library_redirects_pulls_and_pushes_to_its_registry() {
+    let fake = Fake::start(Knobs {
+        token: Some(REGISTRY_TOKEN.into()),
+        ..Knobs::default()
+    })
+    .await;
+    let server = library_testserver::TestServer::builder()
+        .token(LIBRARY_TOKEN)
+        .oci_registry(fake.url.clone(), REGISTRY_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder()
+        .base_url(server.url().as_str())
+        .token(LIBRARY_TOKEN)
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 300_000, 4);
+
+    let pushed = client
+        .upload_image(
+            &src,
+            &Push::new("alice/tools/hello")
+                .tags(["v1", "latest"])
+                .description("hi"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.upload, UploadKind::Oci);
+    assert_eq!(pushed.arch, "amd64");
+    let hex = pushed.hash.strip_prefix("sha256.").unwrap().to_string();
+    assert_eq!(
+        fake.blob(&format!("sha256:{hex}")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+
+    let dest = dir.path().join("pulled.sif");
+    let pulled = client
+        .download_image(
+            &dest,
+            &Pull::new("alice/tools/hello").tag("v1").arch("amd64"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.transfer, Transfer::Oci);
+    assert!(pulled.verified);
+    assert_eq!(pulled.sha256, hex);
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+
+    // An architecture the registry does not have is the pull's error (no
+    // fallback to the library's own endpoints).
+    let e = client
+        .download_image(
+            dir.path().join("no.sif"),
+            &Pull::new("alice/tools/hello").tag("v1").arch("arm64"),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("arm64"), "{e}");
+
+    // The library's token went to the library only; the registry saw its own.
+    let log = fake.log();
+    assert!(!log.is_empty());
+    for s in &log {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Bearer {REGISTRY_TOKEN}").as_str()),
+            "{s:?}"
+        );
+    }
+    let reqs = server.requests();
+    let redirects: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/v1/oci-redirect")
+        .collect();
+    assert_eq!(redirects.len(), 3, "{reqs:#?}");
+    for r in &redirects {
+        assert_eq!(
+            r.authorization(),
+            Some(format!("Bearer {LIBRARY_TOKEN}").as_str())
+        );
+        assert_eq!(
+            r.query_param("namespace").as_deref(),
+            Some("alice/tools/hello")
+        );
+        assert_eq!(r.query_param("mapped").as_deref(), Some("1"));
+    }
+    assert_eq!(
+        redirects[0].query_param("accessTypes").as_deref(),
+        Some("pull,push")
+    );
+    assert_eq!(
+        redirects[1].query_param("accessTypes").as_deref(),
+        Some("pull")
+    );
+    // Nothing but the redirect probe reached the library.
+    assert!(
+        reqs.iter().all(|r| r.path == "/v1/oci-redirect"),
+        "{reqs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_short_name_is_mapped_by_the_library() {
+    let fake = Fake::start(Knobs::default()).await;
+    let server = library_testserver::TestServer::builder()
+        .oci_registry(fake.url.clone(), "")
+        .start()
+        .await
+        .unwrap();
+    // Seed the registry under the full name the library maps to.
+    let direct = fake.registry(None);
+    direct
+        .push(
+            "library/default/alpine",
+            &fixture("amd64.sif"),
+            None,
+            &["latest".into()],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    let client = Client::builder()
+        .base_url(server.url().as_str())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("alpine.sif");
+    let got = client
+        .download_image(&dest, &Pull::new("alpine").arch("amd64"))
+        .await
+        .unwrap();
+    assert_eq!(got.transfer, Transfer::Oci);
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(fixture("amd64.sif")).unwrap()
+    );
+    // No token from the redirect: none is sent to the registry.
+    assert!(fake.log().iter().all(|s| s.authorization.is_none()));
+}
+
+#[tokio::test]
+async fn a_library_without_a_registry_is_used_directly() {
+    let server = library_testserver::TestServer::builder()
+        .token(LIBRARY_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    server.add_image(
+        "alice",
+        "tools",
+        "hello",
+        &["v1"],
+        "amd64",
+        b"SIF bytes".to_vec(),
+    );
+    let client = Client::builder()
+        .base_url(server.url().as_str())
+        .token(LIBRARY_TOKEN)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.sif");
+    let got = client
+        .download_image(
+            &dest,
+            &Pull::new("alice/tools/hello").tag("v1").arch("amd64"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(got.transfer, Transfer::Oci);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"SIF bytes");
+}
