@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use http::header::{CONTENT_LENGTH, LOCATION};
+use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, LOCATION};
 use http::{Method, StatusCode};
 use library_transport::{Destination, NoProgress, Progress, RangedDownload};
 use tokio::io::AsyncWrite;
@@ -257,9 +257,26 @@ impl Client {
         let status = resp.status();
         match status {
             StatusCode::OK => {
-                // The library streams the image itself. Its hash, when the
-                // image record can be had, verifies the bytes.
+                // The library serves the image itself. When it says it
+                // serves byte ranges, fetch concurrent parts from the same
+                // URL (on the library's origin, so with its token);
+                // otherwise take the one stream. The image record's hash,
+                // when it can be had, verifies the bytes.
                 let expected = self.expected_sha256(pull).await;
+                let ranges = resp
+                    .headers()
+                    .get(ACCEPT_RANGES)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
+                if let Some(len) = resp.content_length().filter(|&n| n > 0) {
+                    let worth_it = pull.resume
+                        || (pull.downloader.concurrency > 1 && len > pull.downloader.part_size);
+                    if ranges && worth_it {
+                        drop(resp);
+                        return self
+                            .download_ranged_from(dest, pull, url, len, expected)
+                            .await;
+                    }
+                }
                 let mut d = Destination::new(dest).resumable(false);
                 if let Some(hex) = &expected {
                     d = d.expect_sha256_hex(hex)?;
@@ -305,7 +322,20 @@ impl Client {
                     });
                 }
                 let image = self.get_image(&pull.arch, &image_ref).await?;
-                self.download_ranged_from(dest, pull, target, &image).await
+                if image.size <= 0 {
+                    return Err(Error::Http {
+                        url: library_transport::redact_url(&target),
+                        status,
+                        code: None,
+                        message: Some(format!(
+                            "the library gives image size {}, cannot download in parts",
+                            image.size
+                        )),
+                    });
+                }
+                let expected = image.hash.strip_prefix("sha256.").map(str::to_string);
+                self.download_ranged_from(dest, pull, target, image.size as u64, expected)
+                    .await
             }
             StatusCode::NOT_FOUND => {
                 let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
@@ -328,25 +358,14 @@ impl Client {
         dest: &Path,
         pull: &Pull,
         target: Url,
-        image: &library_model::Image,
+        size: u64,
+        expected: Option<String>,
     ) -> Result<PulledImage> {
-        if image.size <= 0 {
-            return Err(Error::Http {
-                url: library_transport::redact_url(&target),
-                status: StatusCode::SEE_OTHER,
-                code: None,
-                message: Some(format!(
-                    "the library gives image size {}, cannot download in parts",
-                    image.size
-                )),
-            });
-        }
-        let expected = image.hash.strip_prefix("sha256.").map(str::to_string);
         let mut d = Destination::new(dest).resumable(pull.resume);
         if let Some(hex) = &expected {
             d = d.expect_sha256_hex(hex)?;
         }
-        let job = RangedDownload::new(target.clone(), image.size as u64)
+        let job = RangedDownload::new(target.clone(), size)
             .headers(self.auth_headers_for(&target))
             .part_size(pull.downloader.part_size)
             .concurrency(pull.downloader.concurrency)

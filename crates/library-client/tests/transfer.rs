@@ -198,12 +198,27 @@ async fn every_download_mode_gives_the_same_file() {
             .unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "{mode:?}");
         assert!(got.verified);
+        // A library that streams with Accept-Ranges is read in parts too.
+        assert_eq!(got.transfer, Transfer::Ranged, "{mode:?}");
+        // One stream when a single stream is asked for.
+        std::fs::remove_file(&out).unwrap();
+        let one = client
+            .download_image(
+                &out,
+                &Pull::new("e/c/k").arch("amd64").downloader(Downloader {
+                    concurrency: 1,
+                    part_size: 1 << 20,
+                }),
+            )
+            .await
+            .unwrap();
         let expect = if mode == DownloadMode::Stream {
             Transfer::Stream
         } else {
             Transfer::Ranged
         };
-        assert_eq!(got.transfer, expect, "{mode:?}");
+        assert_eq!(one.transfer, expect, "{mode:?}");
+        assert_eq!(std::fs::read(&out).unwrap(), bytes, "{mode:?}");
         // The writer variant.
         let mut buf = Vec::new();
         let n = client
