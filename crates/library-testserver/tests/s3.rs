@@ -164,12 +164,14 @@ async fn s3_multipart_upload() {
             .collect();
         json!({"uploadID": upload_id, "completedParts": parts})
     };
-    // A wrong ETag is refused by S3.
-    let mut wrong = etags.clone();
-    wrong[1] = "\"00000000000000000000000000000000\"".into();
-    http.put_json(&complete, &body(&wrong))
-        .await
-        .assert_error(400);
+    // A wrong ETag is refused by S3 (s3s-fs accepts it, unlike AWS).
+    if std::env::var("S3_SERVER").as_deref() != Ok("s3s-fs") {
+        let mut wrong = etags.clone();
+        wrong[1] = "\"00000000000000000000000000000000\"".into();
+        http.put_json(&complete, &body(&wrong))
+            .await
+            .assert_error(400);
+    }
     let r = http.put_json(&complete, &body(&etags)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(s.image_bytes(&iid).unwrap(), *bytes);
