@@ -17,7 +17,8 @@
 //!   [`Destination`]; [`HttpClient::download_stream`] and
 //!   [`HttpClient::download_response`] download one stream;
 //!   [`copy_response`] copies a body into any `AsyncWrite`.
-//! - [`HttpClient::put_file_range`] and [`HttpClient::upload_parts`] upload.
+//! - [`HttpClient::put_file_range`], [`HttpClient::upload_file_range`] and
+//!   [`HttpClient::upload_parts`] upload.
 //! - [`checksums`] computes MD5 and SHA-256 in one read.
 //! - Errors are one [`Error`] type with predicates such as
 //!   [`Error::is_not_found`] and [`Error::is_retryable`].
@@ -70,7 +71,7 @@ pub use error::{BoxError, Error, Result};
 pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
 pub use progress::{NoProgress, Progress};
 pub use retry::{retry, Backoff, RetryConfig};
-pub use upload::{CompletedPart, MultipartUpload, PartInfo, PartTarget};
+pub use upload::{CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget};
 pub use util::{
     hex, parse_content_length, parse_content_range, parse_content_range_exact, parse_sha256_hex,
     part_size, redact_url, remote_sha256_support, same_origin, HeaderParseError,

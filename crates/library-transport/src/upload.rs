@@ -21,6 +21,58 @@ use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
 use crate::util::redact_url;
 
+/// A request whose body is a byte range of a file: for example the
+/// presigned S3 `PUT` of a whole image, or a v1 `POST` of its bytes. The
+/// body is streamed from the file by offset with an exact
+/// `Content-Length` and `Content-Type: application/octet-stream` (the
+/// headers given here are added after, so they may override the type).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileRangeUpload {
+    /// The request method (usually `PUT` or `POST`).
+    pub method: Method,
+    /// The target URL.
+    pub url: Url,
+    /// Extra request headers.
+    pub headers: HeaderMap,
+    /// The file to read.
+    pub path: PathBuf,
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// How many bytes to send.
+    pub len: u64,
+    /// Retry policy of the request.
+    pub retry: RetryConfig,
+}
+
+impl FileRangeUpload {
+    /// Sends `len` bytes of `path` from `offset` with `method` to `url`,
+    /// with the default retry policy and no extra headers.
+    pub fn new(method: Method, url: Url, path: impl Into<PathBuf>, offset: u64, len: u64) -> Self {
+        FileRangeUpload {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            path: path.into(),
+            offset,
+            len,
+            retry: RetryConfig::default(),
+        }
+    }
+
+    /// Sets the extra request headers.
+    pub fn headers(mut self, h: HeaderMap) -> Self {
+        self.headers = h;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, r: RetryConfig) -> Self {
+        self.retry = r;
+        self
+    }
+}
+
 /// One part of a multipart upload, as handed to the target callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -181,17 +233,60 @@ impl HttpClient {
         len: u64,
         retry: &RetryConfig,
     ) -> Result<HeaderMap> {
-        let file = Arc::new(File::open(path).map_err(|e| Error::io(path, e))?);
-        let path = Arc::new(path.to_path_buf());
-        crate::retry::retry(retry, "put", |_| {
-            self.put_once(url, headers, &file, &path, offset, len, None)
+        let up = FileRangeUpload::new(Method::PUT, url.clone(), path, offset, len)
+            .headers(headers.clone())
+            .retry(retry.clone());
+        self.upload_file_range(&up, Arc::new(crate::progress::NoProgress))
+            .await
+    }
+
+    /// Sends a byte range of a file as a request body (see
+    /// [`FileRangeUpload`]), retried per its policy, reporting progress as
+    /// the bytes are sent (a retry never reports bytes twice). Any 2xx is
+    /// success, and its headers are returned.
+    pub async fn upload_file_range(
+        &self,
+        up: &FileRangeUpload,
+        progress: Arc<dyn Progress>,
+    ) -> Result<HeaderMap> {
+        let file = Arc::new(File::open(&up.path).map_err(|e| Error::io(&up.path, e))?);
+        let flen = file.metadata().map_err(|e| Error::io(&up.path, e))?.len();
+        if flen < up.offset.saturating_add(up.len) {
+            return Err(Error::InvalidRequest(format!(
+                "{} has {flen} bytes, fewer than {} + {}",
+                up.path.display(),
+                up.offset,
+                up.len
+            )));
+        }
+        let path = Arc::new(up.path.clone());
+        let guard = ProgressGuard::new(progress.clone());
+        progress.total(up.len);
+        let meter = Arc::new(PartMeter {
+            progress,
+            reported: AtomicU64::new(0),
+        });
+        let headers = crate::retry::retry(&up.retry, "upload", |_| {
+            self.put_once(
+                &up.method,
+                &up.url,
+                &up.headers,
+                &file,
+                &path,
+                up.offset,
+                up.len,
+                Some(meter.attempt()),
+            )
         })
-        .await
+        .await?;
+        guard.finish();
+        Ok(headers)
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn put_once(
         &self,
+        method: &Method,
         url: &Url,
         headers: &HeaderMap,
         file: &Arc<File>,
@@ -205,7 +300,7 @@ impl HttpClient {
             body = body.on_chunk(m);
         }
         let mut req = http::Request::builder()
-            .method(Method::PUT)
+            .method(method.clone())
             .uri(url.as_str())
             .header(
                 CONTENT_TYPE,
@@ -372,6 +467,7 @@ where
             let t = target(info.clone()).await?;
             let headers = client
                 .put_once(
+                    &Method::PUT,
                     &t.url,
                     &t.headers,
                     file,

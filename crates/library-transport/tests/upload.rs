@@ -255,3 +255,55 @@ async fn multipart_target_errors_stop_the_upload() {
     assert!(err.part_number().is_some(), "{err}");
     drop(server);
 }
+
+#[tokio::test]
+async fn upload_file_range_posts_with_progress() {
+    let data = data(700_000, 16);
+    let f = file_with(&data);
+    let n = Arc::new(AtomicU64::new(0));
+    let n2 = n.clone();
+    let server = TestServer::start(move |_| {
+        if n2.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The first attempt is refused after the body was sent.
+            Reply::status(502)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let up = library_transport::FileRangeUpload::new(
+        http::Method::POST,
+        server.url("/v1/imagefile/123"),
+        f.path(),
+        0,
+        data.len() as u64,
+    )
+    .retry(fast_retry(2));
+    let progress = Arc::new(Sum(AtomicU64::new(0)));
+    client()
+        .upload_file_range(&up, progress.clone())
+        .await
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].method, http::Method::POST);
+    assert_eq!(seen[1].body.as_ref(), &data[..]);
+    assert_eq!(
+        progress.0.load(Ordering::SeqCst),
+        data.len() as u64,
+        "no double counting"
+    );
+    // A range past the end of the file is refused before sending.
+    let bad = library_transport::FileRangeUpload::new(
+        http::Method::PUT,
+        server.url("/x"),
+        f.path(),
+        1,
+        data.len() as u64,
+    );
+    assert!(client()
+        .upload_file_range(&bad, Arc::new(NoProgress))
+        .await
+        .is_err());
+    assert_eq!(server.seen().len(), 2);
+}
