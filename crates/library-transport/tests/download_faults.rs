@@ -529,3 +529,41 @@ async fn progress_ends_with_finish_or_abort_even_when_dropped() {
         .is_err());
     assert_eq!(*ev.0.lock().unwrap(), ["total", "abort"]);
 }
+
+#[tokio::test]
+async fn resume_with_other_part_size_starts_over() {
+    let data = Arc::new(data(SIZE, 12));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f2 = fail.clone();
+    let server = TestServer::start(faulty(data.clone(), move |s, _, _| {
+        (f2.load(Ordering::SeqCst) && is_part(s, 2 * PART)).then(|| Reply::status(403))
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let j = job(&server, SIZE).concurrency(1);
+    client()
+        .download_ranged(
+            &j,
+            Destination::new(&path).resumable(true),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    fail.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let j = j.part_size(PART / 2);
+    let got = client()
+        .download_ranged(
+            &j,
+            Destination::new(&path).resumable(true),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), *data);
+    let all = SIZE.div_ceil(PART as usize / 2) as u64;
+    assert_eq!(got.parts_fetched, all);
+    assert_eq!((server.seen().len() - before) as u64, all);
+    assert_eq!(files_in(dir.path()), vec!["img"]);
+}
