@@ -128,6 +128,20 @@ const PEERS: &[peers::Peer] = &[
         env: &[],
         rename: None,
     },
+    // moto checks the multipart flow but no signatures; its variables are S3_*.
+    peers::Peer {
+        label: "s3-moto",
+        script: "s3",
+        env: &[("S3_SERVER", "moto")],
+        rename: None,
+    },
+    // s3s-fs checks SigV4 signatures of presigned URLs; its variables become S3S_*.
+    peers::Peer {
+        label: "s3s",
+        script: "s3",
+        env: &[("S3_SERVER", "s3s-fs")],
+        rename: Some(("S3_", "S3S_")),
+    },
 ];
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
