@@ -619,3 +619,144 @@ async fn an_explicit_arch_overrides_the_header() {
     )
     .await;
 }
+
+// ---- a registry in token mode (distribution's `auth: token`) ---------------
+
+fn token_registry_url() -> Url {
+    let v = std::env::var("OCI_TOKREG_REGISTRY_URL").unwrap_or_else(|_| {
+        panic!(
+            "OCI_TOKREG_REGISTRY_URL is not set: these tests need a registry in token mode. \
+             Run `cargo xtask test`, or start one with `OCI_REGISTRY_AUTH=token \
+             OCI_REGISTRY_INSTANCE=tokreg bash scripts/peers/start-oci-registry.sh DIR` \
+             and source DIR/oci-registry-tokreg.env"
+        )
+    });
+    Url::parse(&v).expect("OCI_TOKREG_REGISTRY_URL is a URL")
+}
+
+/// A token signed by the registry's issuer for `scope`.
+fn mint(scope: &str) -> String {
+    let cmd = std::env::var("OCI_TOKREG_TOKEN_MINT").expect("OCI_TOKREG_TOKEN_MINT is set");
+    let mut words = cmd.split_whitespace();
+    let out = std::process::Command::new(words.next().unwrap())
+        .args(words)
+        .arg(scope)
+        .output()
+        .expect("running the token minter");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs an OCI registry: run cargo xtask test"]
+async fn a_token_mode_registry_is_reached_through_its_realm() {
+    let base = token_registry_url();
+    let name = repo("tok/realm");
+    // Without credentials the registry refuses and names its realm.
+    let url = base.join(&format!("v2/{name}/tags/list")).unwrap();
+    let (status, headers, _) = raw_get(&url, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer realm="));
+
+    // No token at all: every request gets one from the realm.
+    let reg = OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None);
+    let pushed = reg
+        .push(
+            &name,
+            &fixtures().join("arm64.sif"),
+            None,
+            &["v1".into()],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.blobs_uploaded, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.sif");
+    let fresh = OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None);
+    fresh
+        .pull(
+            &name,
+            "v1",
+            Some("arm64"),
+            &dest,
+            Downloader::default(),
+            false,
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(fixtures().join("arm64.sif")).unwrap()
+    );
+
+    // A pull-only token cannot push: the registry's insufficient_scope
+    // challenge leads to a token for push from the realm.
+    let name2 = repo("tok/scope");
+    let reg = OciRegistry::new(
+        HttpClient::new().unwrap(),
+        base.clone(),
+        Some(mint(&format!("repository:{name2}:pull"))),
+    );
+    let pushed = reg
+        .push(
+            &name2,
+            &fixtures().join("amd64.sif"),
+            None,
+            &["v1".into()],
+            "",
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.blobs_uploaded, 2);
+}
+
+#[tokio::test]
+#[ignore = "needs an OCI registry: run cargo xtask test"]
+async fn the_library_hands_out_the_registry_and_its_token() {
+    use library_client::{Client, Pull, Push, Transfer, UploadKind};
+
+    let base = token_registry_url();
+    let path = "alice/tools/hello";
+    let token = mint(&format!("repository:{path}:pull,push"));
+    let server = library_testserver::TestServer::builder()
+        .token("library-secret")
+        .oci_registry(base.clone(), token)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder()
+        .base_url(server.url().as_str())
+        .token("library-secret")
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 12 << 20);
+    let pushed = client
+        .upload_image(
+            &src,
+            &Push::new(path).tags(["v1"]).description("via the library"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.upload, UploadKind::Oci);
+    let dest = dir.path().join("pulled.sif");
+    let pulled = client
+        .download_image(&dest, &Pull::new(path).tag("v1").arch("amd64"))
+        .await
+        .unwrap();
+    assert_eq!(pulled.transfer, Transfer::Oci);
+    assert!(pulled.verified);
+    assert_eq!(file_sha256(&dest), file_sha256(&src));
+    assert_eq!(pulled.sha256, file_sha256(&src));
+}
