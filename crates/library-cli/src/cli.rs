@@ -1,0 +1,306 @@
+//! The command line: global options and subcommands, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Configuration:
+  --url, then LIBRARY_URL, then https://library.sylabs.io.
+  The token: --token-file, then --token, then LIBRARY_TOKEN, then
+  LIBRARY_TOKEN_FILE, else none. Prefer LIBRARY_TOKEN or a token file: a
+  --token on the command line is visible to other users of the machine.
+  The token is never printed or logged.
+
+Exit codes:
+  0    success
+  1    any other failure (local files, unreadable SIF image, ...)
+  2    usage error: bad arguments, invalid reference, destination exists,
+       input rejected by the server (400), invalid configuration
+  3    not found (image, tag, container, ...)
+  4    unauthorized or forbidden: missing or refused token
+  5    network or server error (connection, timeout, TLS, 5xx, bad answer)
+  6    integrity failure: the bytes do not match their digest
+  130  interrupted (Ctrl-C)";
+
+/// `scs-library`: pull, push, search and manage `library://` SIF images.
+#[derive(Debug, Parser)]
+#[command(
+    name = "scs-library",
+    version,
+    about = "Pull, push, search and manage library:// SIF images of a Container Library",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Base URL of the library [env: LIBRARY_URL] [default: https://library.sylabs.io]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Read the access token from this file [env: LIBRARY_TOKEN_FILE]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
+    /// The access token (prefer LIBRARY_TOKEN or --token-file: command lines are visible to others)
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Trust the CA certificates of this PEM file as well as the system's
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Send requests through this proxy (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY)
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Print machine-readable JSON on stdout instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars and no informational messages
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log what the client does on stderr (-v debug, -vv trace; RUST_LOG overrides)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download an image into a file, checked against its hash
+    #[command(after_help = "Examples:
+  scs-library pull alice/tools/samtools:1.17
+  scs-library pull library://alice/tools/samtools samtools.sif --arch arm64
+  scs-library pull alice/tools/samtools:1.17 --concurrency 8 --part-size 16M --resume")]
+    Pull(PullArgs),
+
+    /// Upload a SIF image and tag it
+    #[command(after_help = "Examples:
+  scs-library push samtools.sif alice/tools/samtools:1.17,latest
+  scs-library push tool.sif library://alice/tools/tool --arch arm64 --description 'my tool'")]
+    Push(PushArgs),
+
+    /// Search entities, collections, containers and images
+    #[command(after_help = "Examples:
+  scs-library search samtools
+  scs-library search samtools --arch arm64 --signed")]
+    Search(SearchArgs),
+
+    /// Delete the image a tag points at, for one architecture
+    #[command(after_help = "Example:
+  scs-library delete alice/tools/samtools:1.17 --arch amd64")]
+    Delete(DeleteArgs),
+
+    /// List the tags of a container (per architecture when the library supports it)
+    #[command(after_help = "Example:
+  scs-library tags alice/tools/samtools")]
+    Tags(TagsArgs),
+
+    /// Show the record of an image
+    #[command(after_help = "Examples:
+  scs-library image alice/tools/samtools:1.17
+  scs-library image alice/tools/samtools:sha256.<hex> --arch arm64 --json")]
+    Image(ImageArgs),
+
+    /// Show the versions of the library server and of this client
+    Version,
+
+    /// Parse and check a reference, without any network (exit 0 when valid, 2 when not)
+    #[command(after_help = "Examples:
+  scs-library ref library://alice/tools/samtools:1.17
+  scs-library ref --push alice/tools/samtools:1.17,latest")]
+    Ref(RefArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = "Examples:
+  scs-library completions bash > /etc/bash_completion.d/scs-library
+  scs-library completions zsh > ~/.zfunc/_scs-library
+  scs-library completions fish > ~/.config/fish/completions/scs-library.fish")]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: [library://]entity/collection/container[:tag] (tag default latest)
+    pub reference: String,
+
+    /// Destination file or directory [default: ./<container>_<tag>.sif]
+    pub dest: Option<PathBuf>,
+
+    /// Architecture to pull [default: this machine's]
+    #[arg(long)]
+    pub arch: Option<String>,
+
+    /// Parts downloaded at once
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Size of each part: bytes or with a K, M or G suffix (binary units)
+    #[arg(long, default_value = "5M", value_parser = parse_size)]
+    pub part_size: u64,
+
+    /// Keep the partial file of an interrupted pull and continue from it next time
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Replace the destination if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The SIF image file
+    pub file: PathBuf,
+
+    /// Where to: [library://]entity/collection/container[:tag[,tag...]] (tag default latest)
+    pub reference: String,
+
+    /// Architecture of the image [default: read from the SIF header]
+    #[arg(long)]
+    pub arch: Option<String>,
+
+    /// Description of the image
+    #[arg(long, default_value = "")]
+    pub description: String,
+
+    /// Parts uploaded at once (multipart uploads)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Text to look for (at least 3 characters)
+    pub text: String,
+
+    /// Only images of this architecture (comma-separated for several)
+    #[arg(long)]
+    pub arch: Option<String>,
+
+    /// Only signed images (--signed=false: only unsigned ones)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub signed: Option<bool>,
+}
+
+/// `delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The image: [library://]entity/collection/container:tag
+    pub reference: String,
+
+    /// Architecture of the image to delete
+    #[arg(long, required = true)]
+    pub arch: String,
+}
+
+/// `tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// The container: [library://]entity/collection/container
+    pub container: String,
+}
+
+/// `image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The image: [library://]entity/collection/container[:tag] (tag default latest)
+    pub reference: String,
+
+    /// Architecture [default: this machine's]
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+/// `ref`.
+#[derive(Debug, Args)]
+pub struct RefArgs {
+    /// The reference to check
+    pub text: String,
+
+    /// Require it to be valid to pull (at most one tag, 1 to 3 path parts)
+    #[arg(long, conflicts_with = "push")]
+    pub pull: bool,
+
+    /// Require it to be valid to push (entity/collection/container, any tags)
+    #[arg(long)]
+    pub push: bool,
+}
+
+/// Parse a size such as `5M`, `64K`, `1G`, `1048576`, `5MiB`: binary units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!(
+            "{s:?} is not a size (examples: 5M, 64K, 1G, 1048576)"
+        ));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is too large a size"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use K, M, G or T, or plain bytes)"
+            ))
+        }
+    };
+    let v = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large a size"))?;
+    if v == 0 {
+        return Err("the size must be at least 1 byte".into());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("5M"), Ok(5 << 20));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("-5M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,103 @@
+//! Configuration: flags, then environment variables, then defaults; and
+//! the client built from it. The token is read here and handed to the
+//! client, never printed or logged.
+
+use std::path::{Path, PathBuf};
+
+use library_client::{Client, DEFAULT_BASE_URL};
+
+use crate::cli::Global;
+use crate::errors::CliError;
+
+/// Environment variable naming the library's base URL.
+pub const ENV_URL: &str = "LIBRARY_URL";
+/// Environment variable holding the access token.
+pub const ENV_TOKEN: &str = "LIBRARY_TOKEN";
+/// Environment variable naming a file that holds the access token.
+pub const ENV_TOKEN_FILE: &str = "LIBRARY_TOKEN_FILE";
+
+/// The base URL: `--url`, then `LIBRARY_URL`, then the default library.
+pub fn base_url(g: &Global) -> String {
+    if let Some(u) = g.url.as_deref().filter(|u| !u.is_empty()) {
+        return u.to_string();
+    }
+    match std::env::var(ENV_URL) {
+        Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
+        _ => DEFAULT_BASE_URL.to_string(),
+    }
+}
+
+/// Where the token came from, for logs (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// No token.
+    None,
+    /// `--token-file`.
+    FileFlag(PathBuf),
+    /// `--token`.
+    Flag,
+    /// `LIBRARY_TOKEN`.
+    Env,
+    /// `LIBRARY_TOKEN_FILE`.
+    FileEnv(PathBuf),
+}
+
+/// The token: `--token-file`, then `--token`, then `LIBRARY_TOKEN`, then
+/// `LIBRARY_TOKEN_FILE`; empty when none is set.
+pub fn token(g: &Global) -> Result<(String, TokenSource), CliError> {
+    if let Some(p) = &g.token_file {
+        return Ok((
+            read_token(p, "--token-file")?,
+            TokenSource::FileFlag(p.clone()),
+        ));
+    }
+    if let Some(t) = &g.token {
+        return Ok((t.trim().to_string(), TokenSource::Flag));
+    }
+    if let Ok(t) = std::env::var(ENV_TOKEN) {
+        if !t.trim().is_empty() {
+            return Ok((t.trim().to_string(), TokenSource::Env));
+        }
+    }
+    if let Some(p) = std::env::var_os(ENV_TOKEN_FILE).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return Ok((read_token(&p, ENV_TOKEN_FILE)?, TokenSource::FileEnv(p)));
+    }
+    Ok((String::new(), TokenSource::None))
+}
+
+fn read_token(path: &Path, from: &str) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(
+            format!("reading the token file {} ({from}): {e}", path.display()),
+            "give a readable file holding the access token",
+        )
+    })?;
+    Ok(text.trim().to_string())
+}
+
+/// A client of the configured library.
+pub fn client(g: &Global) -> Result<Client, CliError> {
+    let url = base_url(g);
+    let (token, source) = token(g)?;
+    tracing::debug!(%url, token_source = ?source, has_token = !token.is_empty(), "configuration");
+    let mut b = Client::builder()
+        .base_url(url.clone())
+        .token(token)
+        .user_agent(format!("scs-library/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &g.ca_file {
+        b = b.add_root_certificate_pem_file(ca.clone());
+    }
+    if let Some(p) = &g.proxy {
+        b = b.proxy(p.clone());
+    }
+    b.build().map_err(|e| {
+        CliError::usage(
+            format!(
+                "configuring the client for {url}: {}",
+                crate::errors::chain(&e)
+            ),
+            "check --url (or LIBRARY_URL), --ca-file and --proxy",
+        )
+    })
+}
