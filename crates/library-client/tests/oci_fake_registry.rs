@@ -39,6 +39,8 @@ struct Knobs {
     manifest_content_type: Option<String>,
     /// Blob GETs answer 307 to the storage listener.
     redirect_blobs: bool,
+    /// Blob GETs ignore `Range` and answer 200 with the whole blob.
+    ignore_range: bool,
     /// The next PATCHes fail with 500: `Some(true)` after keeping the first
     /// half of the chunk, `Some(false)` keeping nothing.
     fail_patches: Vec<(usize, bool)>,
@@ -355,7 +357,11 @@ impl Ctx {
                 let mid = data.len() / 2;
                 data[mid] ^= 0xff;
             }
-            serve_bytes(m, &parts.headers, digest, &data)
+            let mut headers = parts.headers.clone();
+            if k.ignore_range {
+                headers.remove("range");
+            }
+            serve_bytes(m, &headers, digest, &data)
         } else if let Some((name, reference)) = rest.split_once("/manifests/") {
             let key = (name.to_string(), reference.to_string());
             if *m == Method::PUT {
@@ -496,6 +502,34 @@ async fn a_wrong_blob_leaves_no_file() {
     assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
     assert_eq!(got.size, std::fs::metadata(&src).unwrap().len());
     assert_eq!(listing(out.path()), ["image.sif"]);
+}
+
+#[tokio::test]
+async fn a_blob_served_whole_is_taken_as_one_stream() {
+    let fake = Fake::start(Knobs::default()).await;
+    let reg = fake.registry(None);
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 100_000, 5);
+    push(&reg, &src).await;
+    fake.knobs(|k| k.ignore_range = true);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x.sif");
+    let got = pull(&reg, "v1", Some("amd64"), &dest, false).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(got.size, std::fs::metadata(&src).unwrap().len());
+    let gets = fake
+        .log()
+        .iter()
+        .filter(|s| s.method == Method::GET && s.path.contains("/blobs/sha256:"))
+        .count();
+    assert_eq!(gets, 2, "the config, then the layer once");
+    // And a wrong blob served whole still leaves nothing.
+    fake.knobs(|k| k.corrupt_blobs = true);
+    let e = pull(&reg, "v1", Some("amd64"), &out.path().join("y.sif"), false)
+        .await
+        .unwrap_err();
+    assert!(e.is_integrity(), "{e}");
+    assert_eq!(listing(out.path()), ["x.sif"]);
 }
 
 #[tokio::test]

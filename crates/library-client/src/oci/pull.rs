@@ -53,7 +53,8 @@ impl OciRegistry {
     /// its config (media type, digest, architecture, rootfs) and its single
     /// SIF layer. The layer is downloaded in concurrent ranged parts per
     /// `downloader` (following a redirect to storage, without the token
-    /// when it leaves the registry's origin) into a temporary file beside
+    /// when it leaves the registry's origin; a blob served whole, without
+    /// ranges, is read as one stream) into a temporary file beside
     /// `dest`, which is renamed into place only when its SHA-256 equals the
     /// layer digest: a failed pull leaves nothing under `dest` (with
     /// `resume`, the partial file is kept to continue from next time).
@@ -144,19 +145,40 @@ impl OciRegistry {
         let mut probe = HeaderMap::new();
         probe.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
         let (source, resp) = self.get_following(&blob, &probe, &scope).await?;
-        if !matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
-            return Err(status_error(resp, &format!("blob {} of {name}", layer.digest)).await);
+        let d = Destination::new(dest)
+            .resumable(resume)
+            .expect_sha256(layer_sha);
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => resp.into_body().drain(64 * 1024).await,
+            StatusCode::OK => {
+                // No ranges here: the whole blob is already coming; take it
+                // as one stream.
+                tracing::debug!(from = %redact_url(&source), size, "the blob is served whole; one stream");
+                if resp.content_length().is_some_and(|n| n != size) {
+                    return Err(oci(format!(
+                        "{}: the blob has {} bytes, the manifest says {size}",
+                        redact_url(&source),
+                        resp.content_length().unwrap_or_default()
+                    )));
+                }
+                progress.total(size);
+                let got = self.http.download_response(resp, d, progress).await?;
+                let digest = format!("sha256:{}", got.sha256_hex());
+                return Ok(OciPulled {
+                    path: got.path,
+                    size: got.size,
+                    digest,
+                    config,
+                });
+            }
+            _ => return Err(status_error(resp, &format!("blob {} of {name}", layer.digest)).await),
         }
-        drop(resp);
 
         let job = RangedDownload::new(source.clone(), size)
             .headers(self.auth_headers_for(&source))
             .part_size(downloader.part_size)
             .concurrency(downloader.concurrency)
             .retry(self.retry.clone());
-        let d = Destination::new(dest)
-            .resumable(resume)
-            .expect_sha256(layer_sha);
         tracing::debug!(from = %redact_url(&source), size, "downloading the SIF layer");
         let got = self.http.download_ranged(&job, d, progress).await?;
         let digest = format!("sha256:{}", got.sha256_hex());
