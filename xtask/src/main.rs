@@ -8,6 +8,7 @@
 //! - `demo`: the main job against the embedded test server.
 
 mod bench;
+mod demo;
 mod fuzz;
 mod peers;
 
@@ -61,10 +62,7 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&root, &args),
         Cmd::Bench { which } => bench::run(&root, &which),
         Cmd::Fuzz { target, seconds } => fuzz::run(&root, &target, seconds),
-        Cmd::Demo => {
-            println!("The demo lands with the command line tool; not yet.");
-            Ok(())
-        }
+        Cmd::Demo => demo::run(&root),
     }
 }
 
@@ -126,6 +124,17 @@ const PEERS: &[peers::Peer] = &[
         label: "oci-registry",
         script: "oci-registry",
         env: &[],
+        rename: None,
+    },
+    // A second registry with token authentication (a token server beside
+    // it); its variables are OCI_TOKREG_*.
+    peers::Peer {
+        label: "oci-registry-token",
+        script: "oci-registry",
+        env: &[
+            ("OCI_REGISTRY_AUTH", "token"),
+            ("OCI_REGISTRY_INSTANCE", "tokreg"),
+        ],
         rename: None,
     },
     // moto checks the multipart flow but no signatures; its variables are S3_*.

@@ -219,7 +219,7 @@ impl Client {
     /// # async fn demo(client: library_client::Client) -> library_client::Result<()> {
     /// use library_client::SearchArgs;
     /// let found = client.search(&SearchArgs::new("samtools").arch("amd64")).await?;
-    /// for image in &found.images { println!("{}", image.hash); }
+    /// for image in found.images.iter().flatten() { println!("{}", image.hash); }
     /// # Ok(()) }
     /// ```
     pub async fn search(&self, args: &SearchArgs) -> Result<SearchResults> {
