@@ -1,4 +1,12 @@
 //! The command line: global options and subcommands, as clap parses them.
+//!
+//! The doc comments of the fields are the `--help` text shown in a
+//! terminal, written for that, not as rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags
+)]
 
 use std::path::PathBuf;
 
