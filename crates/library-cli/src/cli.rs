@@ -50,6 +50,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Base URL of the library [env: LIBRARY_URL] [default: https://library.sylabs.io]
     #[arg(long, global = true, value_name = "URL")]
@@ -60,7 +61,7 @@ pub struct Global {
     pub token_file: Option<PathBuf>,
 
     /// The access token (prefer LIBRARY_TOKEN or --token-file: command lines are visible to others)
-    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
 
     /// Trust the CA certificates of this PEM file as well as the system's
