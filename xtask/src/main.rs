@@ -77,7 +77,12 @@ fn root() -> PathBuf {
 /// Run a command in the workspace root; fail with its status if it fails.
 pub(crate) fn run(root: &Path, cmd: &mut Command) -> Result<()> {
     cmd.current_dir(root);
-    let shown = format!("{cmd:?}");
+    // The program and its arguments; not the environment (peer settings).
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
     eprintln!("xtask: {shown}");
     let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
