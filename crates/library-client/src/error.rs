@@ -123,6 +123,17 @@ pub enum Error {
     Transport(library_transport::Error),
 }
 
+/// Whether a transport error is a network failure, looking through the
+/// part of a ranged download or multipart upload that failed.
+fn transport_is_network(t: &library_transport::Error) -> bool {
+    use library_transport::Error as T;
+    match t {
+        T::Part { source, .. } => transport_is_network(source),
+        T::Request { .. } | T::Tls { .. } | T::Proxy { .. } => true,
+        t => t.is_connect() || t.is_timeout(),
+    }
+}
+
 fn suffix(m: &Option<String>) -> String {
     match m {
         Some(m) if !m.is_empty() => format!(": {m}"),
@@ -172,16 +183,7 @@ impl Error {
     /// TLS, interrupted transfer) rather than an answer of the server.
     pub fn is_network(&self) -> bool {
         match self {
-            Error::Transport(t) => {
-                t.is_connect()
-                    || t.is_timeout()
-                    || matches!(
-                        t,
-                        library_transport::Error::Request { .. }
-                            | library_transport::Error::Tls { .. }
-                            | library_transport::Error::Proxy { .. }
-                    )
-            }
+            Error::Transport(t) => transport_is_network(t),
             _ => false,
         }
     }
