@@ -425,7 +425,7 @@ fn check_parts(path: &str, n: usize) -> Result<()> {
 }
 
 /// IDs go into paths: keep them to plain names.
-fn check_id(id: &str) -> Result<&str> {
+pub(crate) fn check_id(id: &str) -> Result<&str> {
     if id.is_empty() || !id.bytes().all(is_name_byte) || id == "." || id == ".." {
         return Err(Error::bad_request(format!("invalid ID {id:?}")));
     }

@@ -21,6 +21,11 @@ use crate::{API_VERSION_V2_ARCH_TAGS, API_VERSION_V2_UPLOAD};
 /// Images larger than this are uploaded in parts (when the server can).
 pub(crate) const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 
+/// The most parts a multipart upload may have (the limit of S3, whose
+/// presigned part URLs the protocol hands out). A plan with more, such as
+/// parts of a few bytes, is refused before any part is sent.
+pub(crate) const MAX_PARTS: u64 = 10_000;
+
 /// What to push: a container path, the image's architecture, its tags and
 /// description.
 ///
@@ -287,6 +292,8 @@ impl Client {
             }
             Err(err) => return Err(err),
         };
+        // The ID goes into upload paths: it must be one plain segment.
+        crate::api::check_id(&image.id)?;
         let (upload, complete) = if image.is_uploaded() {
             tracing::info!(image = %image.id, "the library already has this image; not sending it");
             (UploadKind::AlreadyPresent, None)
@@ -489,7 +496,11 @@ impl Client {
         } else {
             size.div_ceil(part_size)
         };
-        if part_size == 0 || mp.total_parts < 1 || expected_parts != mp.total_parts as u64 {
+        if part_size == 0
+            || mp.total_parts < 1
+            || expected_parts != mp.total_parts as u64
+            || expected_parts > MAX_PARTS
+        {
             let e = Error::Http {
                 url: library_transport::redact_url(&url),
                 status: http::StatusCode::OK,
