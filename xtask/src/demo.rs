@@ -271,21 +271,14 @@ fn u64_field(v: &Value, key: &str) -> Result<u64> {
         .with_context(|| format!("{key:?} is not a number in {v}"))
 }
 
-/// Run the demo's steps with already built programs.
+/// Run the demo's steps with already built programs: the test server as a
+/// process of its own, `scs-library` against it.
 pub fn run_with(bins: &Bins, fixture: &Path) -> Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix("scs-library-demo")
         .tempdir()?;
     let store = tmp.path().join("store");
-    let work = tmp.path().join("work");
-    std::fs::create_dir_all(&work)?;
-    let fixture = fixture
-        .canonicalize()
-        .with_context(|| format!("the fixture {}", fixture.display()))?;
-    let fixture_size = std::fs::metadata(&fixture)?.len();
-    let fixture_sha = sha256_file(&fixture)?;
     let token = format!("demo-token-{}-{}", std::process::id(), fastish_nonce());
-
     let server = start_server(&bins.server, &store, &tmp.path().join("server.log"), &token)?;
     println!(
         "library-testserver (pid {}) serves {} with its store in {}",
@@ -293,14 +286,29 @@ pub fn run_with(bins: &Bins, fixture: &Path) -> Result<()> {
         server.url,
         store.display()
     );
-    println!(
-        "scs-library runs with LIBRARY_URL={} and LIBRARY_TOKEN set\n",
-        server.url
-    );
+    let result = run_steps(&bins.cli, &server.url, &token, fixture);
+    drop(server);
+    result
+}
+
+/// The demo's steps: `scs-library` (the program at `cli`) against the
+/// library at `url`, which requires `token`.
+pub fn run_steps(cli: &Path, url: &str, token: &str, fixture: &Path) -> Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("scs-library-demo-work")
+        .tempdir()?;
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work)?;
+    let fixture = fixture
+        .canonicalize()
+        .with_context(|| format!("the fixture {}", fixture.display()))?;
+    let fixture_size = std::fs::metadata(&fixture)?.len();
+    let fixture_sha = sha256_file(&fixture)?;
+    println!("scs-library runs with LIBRARY_URL={url} and LIBRARY_TOKEN set\n");
     let mut s = Session {
-        cli: &bins.cli,
-        url: &server.url,
-        token: &token,
+        cli,
+        url,
+        token,
         work: &work,
         steps: 0,
         runs: 0,
@@ -536,7 +544,6 @@ pub fn run_with(bins: &Bins, fixture: &Path) -> Result<()> {
         s.total.as_secs_f64()
     );
     ensure!(s.steps == STEPS, "only {} of {STEPS} steps ran", s.steps);
-    drop(server);
     Ok(())
 }
 
