@@ -11,6 +11,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod peers;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +53,18 @@ enum Cmd {
     },
     /// Run the demo: push, search, pull and delete against the embedded test server.
     Demo,
+    /// Soak: many concurrent pulls with injected faults; files checked, fds and RSS flat.
+    Soak {
+        /// Pulls in all.
+        #[arg(long, default_value_t = 500)]
+        pulls: usize,
+        /// Pulls at once.
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Share of part requests that get a (retryable) fault.
+        #[arg(long, default_value_t = 0.05)]
+        fault_rate: f64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -63,6 +76,11 @@ fn main() -> Result<()> {
         Cmd::Bench { which } => bench::run(&root, &which),
         Cmd::Fuzz { target, seconds } => fuzz::run(&root, &target, seconds),
         Cmd::Demo => demo::run(&root),
+        Cmd::Soak {
+            pulls,
+            concurrency,
+            fault_rate,
+        } => soak::run(&root, pulls, concurrency, fault_rate),
     }
 }
 
