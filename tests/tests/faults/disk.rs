@@ -46,15 +46,22 @@ enum Full {
 }
 
 impl Full {
-    fn new() -> Full {
-        match Tmpfs::mount(TMPFS) {
-            Some(t) => Full::Tmpfs(t),
-            None => {
-                eprintln!("cannot mount a tmpfs (not root): using a read-only directory");
-                let d = tempfile::tempdir().unwrap();
-                Full::ReadOnly(d)
-            }
+    /// `None` when neither works: root without the right to mount, whom
+    /// a read-only directory does not stop.
+    fn new() -> Option<Full> {
+        if let Some(t) = Tmpfs::mount(TMPFS) {
+            return Some(Full::Tmpfs(t));
         }
+        eprintln!("cannot mount a tmpfs: using a read-only directory");
+        let d = tempfile::tempdir().unwrap();
+        set_mode(d.path(), 0o555);
+        let refused = std::fs::write(d.path().join("probe"), b"x").is_err();
+        set_mode(d.path(), 0o755);
+        if !refused {
+            eprintln!("SKIPPED: a read-only directory does not stop this process either");
+            return None;
+        }
+        Some(Full::ReadOnly(d))
     }
 
     fn dir(&self) -> &std::path::Path {
@@ -120,7 +127,7 @@ fn io_kind(e: &Error) -> Option<ErrorKind> {
 }
 
 async fn full_then_room(s_url: &url::Url, concurrency: usize, what: &str) {
-    let full = Full::new();
+    let Some(full) = Full::new() else { return };
     let dest = full.prepare();
     let c = client(s_url);
     let e = c
