@@ -139,6 +139,9 @@ impl Downloaded {
 /// Where the hasher thread delivers the digest (`None` if stopped early).
 type HashResult = tokio::sync::oneshot::Receiver<std::io::Result<Option<[u8; 32]>>>;
 
+/// The most parts one ranged download may have (20 TiB in 5 MiB parts).
+pub const MAX_PARTS: u64 = 1 << 22;
+
 /// Sets a flag when dropped (stops the hasher thread on cancellation).
 struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
@@ -243,6 +246,17 @@ impl HttpClient {
             concurrency: job.concurrency.max(1),
             ..job.clone()
         });
+        // A size no server can mean (or a part size far too small for it)
+        // is refused before any file is created or any request sent.
+        if job.parts() > MAX_PARTS {
+            return Err(Error::InvalidRequest(format!(
+                "{}: {} bytes in parts of {} bytes is {} parts, more than the {MAX_PARTS} allowed",
+                redact_url(&job.url),
+                job.size,
+                job.part_size,
+                job.parts()
+            )));
+        }
         let guard = ProgressGuard::new(progress.clone());
         let (sha, fetched) = self
             .download_ranged_inner(&job, &mut dest, &progress)

@@ -66,7 +66,7 @@ pub use body::{Body, Response, ResponseBody};
 pub use checksum::{checksums, sha256_file, Checksums};
 pub use client::{HttpClient, HttpClientBuilder, RootSource};
 pub use dest::Destination;
-pub use download::{copy_response, Downloaded, RangedDownload};
+pub use download::{copy_response, Downloaded, RangedDownload, MAX_PARTS};
 pub use error::{BoxError, Error, Result};
 pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
 pub use progress::{NoProgress, Progress};
