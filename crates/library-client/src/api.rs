@@ -407,7 +407,7 @@ impl Client {
         if resp.status != StatusCode::OK {
             // Judge it as a GET so that only 200 passes.
             resp.check(&Method::GET)
-                .map_err(|e| Error::about("tags", e))?;
+                .map_err(|e| self.scrub(Error::about("tags", e)))?;
         }
         Ok(resp.data_opt()?.unwrap_or_default())
     }

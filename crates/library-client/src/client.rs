@@ -309,6 +309,14 @@ impl Client {
         }
     }
 
+    /// Mask this client's token in the server's words an error carries.
+    pub(crate) fn scrub(&self, e: Error) -> Error {
+        match &self.inner.token {
+            Some(t) => e.redact(t),
+            None => e,
+        }
+    }
+
     /// A JSON request to the library, status not yet judged.
     pub(crate) async fn raw_json<B: Serialize + ?Sized>(
         &self,
@@ -335,7 +343,8 @@ impl Client {
         what: &str,
     ) -> Result<T> {
         let resp = self.raw_json(method.clone(), url, body).await?;
-        resp.check(&method).map_err(|e| Error::about(what, e))?;
+        resp.check(&method)
+            .map_err(|e| self.scrub(Error::about(what, e)))?;
         Ok(resp.data()?)
     }
 
@@ -349,7 +358,8 @@ impl Client {
         what: &str,
     ) -> Result<Option<T>> {
         let resp = self.raw_json(method.clone(), url, body).await?;
-        resp.check(&method).map_err(|e| Error::about(what, e))?;
+        resp.check(&method)
+            .map_err(|e| self.scrub(Error::about(what, e)))?;
         Ok(resp.data_opt()?)
     }
 }

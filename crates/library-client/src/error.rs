@@ -188,6 +188,49 @@ impl Error {
         }
     }
 
+    /// Mask `secret` wherever a server's words were copied into this
+    /// error (a server may quote the request's `Authorization` back).
+    pub(crate) fn redact(self, secret: &str) -> Error {
+        if secret.is_empty() {
+            return self;
+        }
+        let mask = |m: String| {
+            if m.contains(secret) {
+                m.replace(secret, "<redacted>")
+            } else {
+                m
+            }
+        };
+        let mask_opt = |m: Option<String>| m.map(mask);
+        match self {
+            Error::NotFound { what, message } => Error::NotFound {
+                what: mask(what),
+                message: mask_opt(message),
+            },
+            Error::Unauthorized { url, message } => Error::Unauthorized {
+                url,
+                message: mask_opt(message),
+            },
+            Error::BadRequest(m) => Error::BadRequest(mask(m)),
+            Error::Http {
+                url,
+                status,
+                code,
+                message,
+            } => Error::Http {
+                url,
+                status,
+                code,
+                message: mask_opt(message),
+            },
+            Error::Oci { message, status } => Error::Oci {
+                message: mask(message),
+                status,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn bad_request(msg: impl Into<String>) -> Error {
         Error::BadRequest(msg.into())
     }

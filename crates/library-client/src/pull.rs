@@ -234,10 +234,11 @@ impl Client {
     pub async fn download_image(&self, dest: impl AsRef<Path>, pull: &Pull) -> Result<PulledImage> {
         pull.validate()?;
         let dest = dest.as_ref();
-        if let Some(target) = self.oci_target(&pull.path, false).await {
-            return crate::oci::pull_via_library(self, &target, pull, dest).await;
-        }
-        self.download_library(dest, pull).await
+        let r = match self.oci_target(&pull.path, false).await {
+            Some(target) => crate::oci::pull_via_library(self, &target, pull, dest).await,
+            None => self.download_library(dest, pull).await,
+        };
+        r.map_err(|e| self.scrub(e))
     }
 
     async fn download_library(&self, dest: &Path, pull: &Pull) -> Result<PulledImage> {
@@ -410,6 +411,16 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn download_image_to_writer<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        writer: &mut W,
+        pull: &Pull,
+    ) -> Result<u64> {
+        self.download_to_writer(writer, pull)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    async fn download_to_writer<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         writer: &mut W,
         pull: &Pull,

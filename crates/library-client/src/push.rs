@@ -226,8 +226,13 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn upload_image(&self, file: impl AsRef<Path>, push: &Push) -> Result<PushedImage> {
+        self.upload(file.as_ref(), push)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    async fn upload(&self, file: &Path, push: &Push) -> Result<PushedImage> {
         push.validate()?;
-        let file = file.as_ref();
         let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
         if !meta.is_file() {
             return Err(Error::bad_request(format!(
