@@ -1,9 +1,7 @@
-//! Faults the client does not handle yet. Each test states the behaviour
-//! it should have, and fails until the bug is fixed; they are compiled
-//! only with `cargo test -p library-e2e --features known-bugs` so that the
-//! default suite stays green. When a bug is fixed, move its test to the
-//! matrix (tests/faults or tests/security) and drop it from here.
-#![cfg(feature = "known-bugs")]
+//! Faults that once got through: an OCI layer probe that was not retried,
+//! a stated size that made the download allocate one flag per part, and a
+//! server echoing the token into an error. Each test states the behaviour
+//! and would fail if it regressed.
 
 use bytes::Bytes;
 use library_client::{Downloader, Pull, Transfer};
