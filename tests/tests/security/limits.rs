@@ -167,12 +167,12 @@ async fn negative_and_zero_image_sizes_are_refused_before_any_transfer() {
 
 #[tokio::test]
 async fn a_size_larger_than_what_is_served_fails_cleanly() {
-    // The record says 1 TiB; the server has 300 kB. (The client has no
+    // The record says 16 GiB; the server has 300 kB. (The client has no
     // configured largest image: the size is believed until the parts
     // disagree.)
     let lib = MiniLib::start(Knobs {
         image: image(),
-        image_size: Some(1 << 40),
+        image_size: Some(1 << 34),
         pull_location: Some("{base}blob".into()),
         ..Knobs::default()
     })
@@ -185,6 +185,27 @@ async fn a_size_larger_than_what_is_served_fails_cleanly() {
     assert!(e.to_string().contains("invalid response"), "{e}");
     let parts = lib.hits("/blob").len();
     assert!(parts <= 2 * ATTEMPTS, "{parts} part requests");
+    d.assert_untouched("16 GiB claimed");
+}
+
+#[tokio::test]
+async fn a_size_needing_too_many_parts_is_refused_before_any_part() {
+    // 1 TiB in parts of 100 kB is eleven million parts: refused before a
+    // file is created or a part is asked for.
+    let lib = MiniLib::start(Knobs {
+        image: image(),
+        image_size: Some(1 << 40),
+        pull_location: Some("{base}blob".into()),
+        ..Knobs::default()
+    })
+    .await;
+    let d = DestDir::new();
+    let e = client(&lib.url())
+        .download_image(&d.dest, &pull())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("parts"), "{e}");
+    assert_eq!(lib.hits("/blob").len(), 0, "no part was asked for");
     d.assert_untouched("1 TiB claimed");
 }
 
