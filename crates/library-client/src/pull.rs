@@ -345,12 +345,7 @@ impl Client {
                     message: library_transport::error_message(&body).1,
                 })
             }
-            _ => {
-                let url = resp.url().to_string();
-                let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
-                let (code, message) = library_transport::error_message(&body);
-                Err(library_transport::Error::from_status(&url, status, code, message).into())
-            }
+            _ => Err(crate::client::status_error(resp).await),
         }
     }
 
@@ -493,14 +488,7 @@ impl Client {
                         message: None,
                     })
                 }
-                status => {
-                    let u = resp.url().to_string();
-                    let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
-                    let (code, message) = library_transport::error_message(&body);
-                    return Err(
-                        library_transport::Error::from_status(&u, status, code, message).into(),
-                    );
-                }
+                _ => return Err(crate::client::status_error(resp).await),
             }
         }
         Err(Error::Http {

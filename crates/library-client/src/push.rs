@@ -396,10 +396,7 @@ impl Client {
             resp.into_body().drain(64 * 1024).await;
             return Ok(());
         }
-        let u = resp.url().to_string();
-        let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
-        let (code, message) = library_transport::error_message(&body);
-        Err(library_transport::Error::from_status(&u, status, code, message).into())
+        Err(crate::client::status_error(resp).await)
     }
 
     async fn upload_v2_single(
