@@ -628,38 +628,47 @@ async fn fetch_part_once(
             *reported = this_attempt;
         }
     };
-    loop {
-        let chunk = body.chunk().await?;
-        let end = chunk.is_none();
-        if let Some(c) = chunk {
-            received += c.len() as u64;
-            if received > len {
-                return Err(Error::invalid(
-                    &url,
-                    format!("body longer than the part's {len} bytes"),
-                ));
+    let streamed: Result<()> = async {
+        loop {
+            let chunk = body.chunk().await?;
+            let end = chunk.is_none();
+            if let Some(c) = chunk {
+                received += c.len() as u64;
+                if received > len {
+                    return Err(Error::invalid(
+                        &url,
+                        format!("body longer than the part's {len} bytes"),
+                    ));
+                }
+                batch_len += c.len() as u64;
+                batch.push(c);
             }
-            batch_len += c.len() as u64;
-            batch.push(c);
-        }
-        if batch_len >= FILE_BLOCK as u64 || (end && batch_len > 0) {
-            if let Some((h, n)) = in_flight.take() {
-                join_write(h).await?;
-                land(n);
+            if batch_len >= FILE_BLOCK as u64 || (end && batch_len > 0) {
+                if let Some((h, n)) = in_flight.take() {
+                    join_write(h).await?;
+                    land(n);
+                }
+                let data = std::mem::take(&mut batch);
+                in_flight = Some((spawn_write(file, path, data, pos), batch_len));
+                pos += batch_len;
+                batch_len = 0;
             }
-            let data = std::mem::take(&mut batch);
-            in_flight = Some((spawn_write(file, path, data, pos), batch_len));
-            pos += batch_len;
-            batch_len = 0;
-        }
-        if end {
-            break;
+            if end {
+                return Ok(());
+            }
         }
     }
+    .await;
+    // The last write is awaited even when the body failed: a retry must
+    // never race a write left over from this attempt at the same offsets.
     if let Some((h, n)) = in_flight.take() {
-        join_write(h).await?;
-        land(n);
+        let written = join_write(h).await;
+        if streamed.is_ok() {
+            written?;
+            land(n);
+        }
     }
+    streamed?;
     if received != len {
         return Err(Error::invalid(
             &url,
