@@ -72,6 +72,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "URL")]
     pub proxy: Option<String>,
 
+    /// Send a request again up to N times when it failed in a way worth retrying (a dropped connection, a 502, a 503), with growing delays; 0 never retries [env: LIBRARY_RETRIES] [default: 5]
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<u32>,
+
     /// Print machine-readable JSON on stdout instead of tables
     #[arg(long, global = true)]
     pub json: bool,

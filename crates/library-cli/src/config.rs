@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use library_client::{Client, DEFAULT_BASE_URL};
+use library_client::{Client, RetryConfig, DEFAULT_BASE_URL};
 
 use crate::cli::Global;
 use crate::errors::CliError;
@@ -15,6 +15,27 @@ pub const ENV_URL: &str = "LIBRARY_URL";
 pub const ENV_TOKEN: &str = "LIBRARY_TOKEN";
 /// Environment variable naming a file that holds the access token.
 pub const ENV_TOKEN_FILE: &str = "LIBRARY_TOKEN_FILE";
+/// Environment variable giving how many times a failed request is sent again.
+pub const ENV_RETRIES: &str = "LIBRARY_RETRIES";
+/// Retries when neither `--retries` nor `LIBRARY_RETRIES` says.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// How many times a failed request is sent again: `--retries`, then
+/// `LIBRARY_RETRIES`, then [`DEFAULT_RETRIES`].
+pub fn retries(g: &Global) -> Result<u32, CliError> {
+    if let Some(n) = g.retries {
+        return Ok(n);
+    }
+    match std::env::var(ENV_RETRIES) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            CliError::usage(
+                format!("{ENV_RETRIES}={v:?} is not a number of retries"),
+                "set it to a whole number such as 0 or 5",
+            )
+        }),
+        _ => Ok(DEFAULT_RETRIES),
+    }
+}
 
 /// The base URL: `--url`, then `LIBRARY_URL`, then the default library.
 pub fn base_url(g: &Global) -> String {
@@ -84,7 +105,8 @@ pub fn client(g: &Global) -> Result<Client, CliError> {
     let mut b = Client::builder()
         .base_url(url.clone())
         .token(token)
-        .user_agent(format!("scs-library/{}", env!("CARGO_PKG_VERSION")));
+        .user_agent(format!("scs-library/{}", env!("CARGO_PKG_VERSION")))
+        .retry(RetryConfig::default().with_max_retries(retries(g)?));
     if let Some(ca) = &g.ca_file {
         b = b.add_root_certificate_pem_file(ca.clone());
     }

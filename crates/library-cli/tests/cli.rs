@@ -62,6 +62,7 @@ fn scs(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
         .env_remove("LIBRARY_URL")
         .env_remove("LIBRARY_TOKEN")
         .env_remove("LIBRARY_TOKEN_FILE")
+        .env_remove("LIBRARY_RETRIES")
         .env_remove("RUST_LOG")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
@@ -457,9 +458,44 @@ fn server_error_is_5_and_corruption_is_6() {
     env.seed(&["v1"], "amd64", &vec![7u8; 50_000]);
     env.server
         .inject(Fault::new(Endpoint::Images, FaultAction::Status(500)).always());
+    let image_requests = |env: &Env| {
+        env.server
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/images/"))
+            .count()
+    };
     env.run(&["image", "--arch", "amd64", "alice/tools/hello:v1"])
         .code(5)
         .one_error_line();
+    assert_eq!(image_requests(&env), 6, "one try and 5 retries by default");
+    env.server.clear_requests();
+    env.run(&[
+        "--retries",
+        "1",
+        "image",
+        "--arch",
+        "amd64",
+        "alice/tools/hello:v1",
+    ])
+    .code(5)
+    .one_error_line();
+    assert_eq!(image_requests(&env), 2, "--retries 1");
+    env.server.clear_requests();
+    let out = scs(
+        env.dir.path(),
+        &[("LIBRARY_URL", &env.url), ("LIBRARY_RETRIES", "0")],
+        &["image", "--arch", "amd64", "alice/tools/hello:v1"],
+    );
+    out.code(5).one_error_line();
+    assert_eq!(image_requests(&env), 1, "LIBRARY_RETRIES=0");
+    let out = scs(
+        env.dir.path(),
+        &[("LIBRARY_URL", &env.url), ("LIBRARY_RETRIES", "many")],
+        &["image", "alice/tools/hello:v1"],
+    );
+    out.code(2);
+    assert!(out.stderr.contains("LIBRARY_RETRIES"), "{}", out.stderr);
 
     let env = Env::with(TestServer::builder().download(DownloadMode::Stream));
     env.seed(&["v1"], "amd64", &vec![7u8; 50_000]);

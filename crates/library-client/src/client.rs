@@ -327,7 +327,10 @@ impl Client {
         }
     }
 
-    /// A JSON request to the library, status not yet judged.
+    /// A JSON request to the library, status not yet judged. It is sent
+    /// again with backoff after a failure or an answer that may be retried
+    /// for its method (a GET after a 502, a POST only when it surely never
+    /// reached the server).
     pub(crate) async fn raw_json<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -338,7 +341,7 @@ impl Client {
         Ok(self
             .inner
             .http
-            .request_json(method, url, &self.auth_headers(), body)
+            .request_json_with_retry(&self.inner.retry, method, url, &self.auth_headers(), body)
             .await?)
     }
 

@@ -247,14 +247,19 @@ impl Client {
             &format!("v1/imagefile/{image_ref}"),
             &[("arch", pull.arch.as_str())],
         )?;
-        let req = http::Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .body(library_transport::Body::empty())
-            .map_err(|e| Error::bad_request(e.to_string()))?;
-        let mut req = req;
-        req.headers_mut().extend(self.auth_headers());
-        let resp = self.inner.http.send(req).await?;
+        let resp = self
+            .inner
+            .http
+            .send_with_retry(&self.inner.retry, || {
+                let mut req = http::Request::builder()
+                    .method(Method::GET)
+                    .uri(url.as_str())
+                    .body(library_transport::Body::empty())
+                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                req.headers_mut().extend(self.auth_headers());
+                Ok(req)
+            })
+            .await?;
         let status = resp.status();
         match status {
             StatusCode::OK => {
@@ -429,13 +434,19 @@ impl Client {
         let mut current = url.clone();
         // Follow at most a few redirects, sending the token only where it belongs.
         for _ in 0..5 {
-            let mut req = http::Request::builder()
-                .method(Method::GET)
-                .uri(current.as_str())
-                .body(library_transport::Body::empty())
-                .map_err(|e| Error::bad_request(e.to_string()))?;
-            req.headers_mut().extend(self.auth_headers_for(&current));
-            let resp = self.inner.http.send(req).await?;
+            let resp = self
+                .inner
+                .http
+                .send_with_retry(&self.inner.retry, || {
+                    let mut req = http::Request::builder()
+                        .method(Method::GET)
+                        .uri(current.as_str())
+                        .body(library_transport::Body::empty())
+                        .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                    req.headers_mut().extend(self.auth_headers_for(&current));
+                    Ok(req)
+                })
+                .await?;
             match resp.status() {
                 s if s.is_redirection() => {
                     let location = resp

@@ -372,8 +372,8 @@ impl Client {
         r
     }
 
-    /// Send a whole file as a request body (one attempt, the server is the
-    /// library itself).
+    /// Send a whole file as a request body to the library itself, again
+    /// while the outcome may be retried for `method`.
     async fn put_or_post_file(
         &self,
         method: Method,
@@ -382,15 +382,21 @@ impl Client {
         file: &Path,
         size: u64,
     ) -> Result<()> {
-        let body = library_transport::Body::file_range(file, 0, size)?;
-        let mut req = http::Request::builder()
-            .method(method.clone())
-            .uri(url.as_str())
-            .header(http::header::CONTENT_LENGTH, size)
-            .body(body)
-            .map_err(|e| Error::bad_request(e.to_string()))?;
-        req.headers_mut().extend(headers.clone());
-        let resp = self.inner.http.send(req).await?;
+        let resp = self
+            .inner
+            .http
+            .send_with_retry(&self.inner.retry, || {
+                let body = library_transport::Body::file_range(file, 0, size)?;
+                let mut req = http::Request::builder()
+                    .method(method.clone())
+                    .uri(url.as_str())
+                    .header(http::header::CONTENT_LENGTH, size)
+                    .body(body)
+                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                req.headers_mut().extend(headers.clone());
+                Ok(req)
+            })
+            .await?;
         let status = resp.status();
         if status.is_success() {
             resp.into_body().drain(64 * 1024).await;

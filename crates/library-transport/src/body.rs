@@ -208,6 +208,15 @@ pub struct Response {
     body: ResponseBody,
 }
 
+impl crate::retry::Answer for Response {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+    fn headers(&self) -> &http::HeaderMap {
+        self.headers()
+    }
+}
+
 impl Response {
     pub(crate) fn new(
         parts: http::response::Parts,

@@ -25,6 +25,7 @@ use tower_service::Service;
 
 use crate::body::{Body, Response};
 use crate::error::{BoxError, Error, Result};
+use crate::retry::RetryConfig;
 use crate::util::redact_uri;
 
 /// Where the trusted root certificates come from.
@@ -442,6 +443,44 @@ impl HttpClient {
         };
         let (parts, body) = resp.into_parts();
         Ok(Response::new(parts, body, url, self.inner.read_timeout))
+    }
+
+    /// Sends the request that `build` makes, and sends a new one with
+    /// backoff while the outcome may be retried for the request's method
+    /// (see [`may_retry_error`](crate::may_retry_error) and
+    /// [`may_retry_status`](crate::may_retry_status)); a `Retry-After`
+    /// answer is honoured up to the policy's largest delay. The final
+    /// response is returned whatever its status, so that the caller can
+    /// judge it (when the retries are used up on a 503, that 503). `build`
+    /// is called once per attempt, so that each attempt has a fresh body.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> library_transport::Result<()> {
+    /// use library_transport::{Body, HttpClient, RetryConfig};
+    /// let client = HttpClient::new()?;
+    /// let resp = client
+    ///     .send_with_retry(&RetryConfig::default(), || {
+    ///         http::Request::get("https://library.example/version")
+    ///             .body(Body::empty())
+    ///             .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))
+    ///     })
+    ///     .await?;
+    /// println!("{}", resp.status());
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_with_retry<F>(&self, retry: &RetryConfig, mut build: F) -> Result<Response>
+    where
+        F: FnMut() -> Result<http::Request<Body>>,
+    {
+        let first = build()?;
+        let method = first.method().clone();
+        let url = redact_uri(first.uri());
+        let mut first = Some(first);
+        crate::retry::exchange(retry, &method, &url, || {
+            let req = first.take().map(Ok).unwrap_or_else(&mut build);
+            async move { self.send(req?).await }
+        })
+        .await
     }
 
     /// The idle timeout between body frames this client was built with.

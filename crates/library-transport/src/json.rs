@@ -11,6 +11,7 @@ use url::Url;
 use crate::body::Body;
 use crate::client::HttpClient;
 use crate::error::{Error, Result};
+use crate::retry::{Answer, RetryConfig};
 use crate::util::redact_url;
 
 /// A `None` request body for the JSON helpers, with a concrete type.
@@ -88,6 +89,15 @@ pub fn error_message(body: &[u8]) -> (Option<i64>, Option<String>) {
 #[derive(serde::Deserialize)]
 struct Envelope<T> {
     data: Option<T>,
+}
+
+impl Answer for JsonResponse {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
 }
 
 impl JsonResponse {
@@ -175,6 +185,28 @@ impl HttpClient {
             body,
             url,
         })
+    }
+
+    /// [`request_json`](Self::request_json), sent again with backoff while
+    /// the outcome may be retried for `method` (a failure on the way, or an
+    /// answer such as 503; see
+    /// [`may_retry_error`](crate::may_retry_error) and
+    /// [`may_retry_status`](crate::may_retry_status)). Reading the body is
+    /// part of each attempt. The last answer is returned whatever its
+    /// status.
+    pub async fn request_json_with_retry<B: Serialize + ?Sized>(
+        &self,
+        retry: &RetryConfig,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<&B>,
+    ) -> Result<JsonResponse> {
+        let shown = redact_url(url);
+        crate::retry::exchange(retry, &method, &shown, || {
+            self.request_json(method.clone(), url, headers, body)
+        })
+        .await
     }
 
     /// Sends a JSON request, applies the status rules

@@ -9,3 +9,4 @@ mod disk;
 mod oci;
 mod pull_library;
 mod push_library;
+mod requests;

@@ -398,3 +398,51 @@ async fn a_push_the_registry_stores_under_another_digest() {
         .any(|s| s.method == Method::PUT && s.path.ends_with("/manifests/v1"));
     assert!(!tagged, "nothing tagged after a digest mismatch");
 }
+
+fn manifest_gets(reg: &Registry) -> usize {
+    reg.log()
+        .iter()
+        .filter(|s| s.method == Method::GET && s.path.contains("/manifests/"))
+        .count()
+}
+
+#[tokio::test]
+async fn manifest_requests_failing_once_are_sent_again() {
+    let o = setup().await;
+    let c = client(&o.lib.url());
+    let d = DestDir::new();
+    c.download_image(&d.dest, &pull()).await.unwrap();
+    let clean = manifest_gets(&o.reg);
+
+    let d = DestDir::new();
+    o.reg
+        .inject(RegFault::new(Target::ManifestGet, Action::Status(502)));
+    o.reg
+        .inject(RegFault::new(Target::ManifestGet, Action::Drop));
+    c.download_image(&d.dest, &pull()).await.unwrap();
+    d.assert_pulled(&image(), "manifest GET failed twice");
+    assert_eq!(manifest_gets(&o.reg), 2 * clean + 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let sif = sif_file(dir.path(), 50_000, 7);
+    o.reg
+        .inject(RegFault::new(Target::ManifestPut, Action::Status(503)));
+    let before = manifest_puts(&o.reg);
+    c.upload_image(&sif, &Push::new("e/c/m").tags(["v1"]))
+        .await
+        .unwrap();
+    let puts = manifest_puts(&o.reg) - before;
+    let d = DestDir::new();
+    c.download_image(&d.dest, &Pull::new("e/c/m").tag("v1").arch("amd64"))
+        .await
+        .unwrap();
+    d.assert_pulled(&std::fs::read(&sif).unwrap(), "pushed after a 503");
+    // The faulted push made one PUT more than a clean push: the retried one.
+    let d2 = tempfile::tempdir().unwrap();
+    let sif2 = sif_file(d2.path(), 50_000, 8);
+    let before = manifest_puts(&o.reg);
+    c.upload_image(&sif2, &Push::new("e/c/n").tags(["v1"]))
+        .await
+        .unwrap();
+    assert_eq!(puts, manifest_puts(&o.reg) - before + 1);
+}

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Method;
 use library_client::{Downloader, Error, Pull};
 use library_e2e::scripted::{serve_bytes, Reply, Scripted, Seen, Step};
 use library_e2e::*;
@@ -435,6 +436,14 @@ async fn a_body_stalled_past_the_read_timeout() {
     d.assert_pulled(&image(), "after the stall");
 }
 
+/// `GET v1/imagefile/…` requests seen by the library.
+fn imagefile_requests(s: &TestServer) -> usize {
+    s.requests()
+        .iter()
+        .filter(|r| r.method == Method::GET && r.path.starts_with("/v1/imagefile/"))
+        .count()
+}
+
 #[tokio::test]
 async fn the_same_faults_on_a_streamed_pull() {
     // The library serves the bytes itself (200); one stream, no ranges.
@@ -444,23 +453,44 @@ async fn the_same_faults_on_a_streamed_pull() {
         concurrency: 1,
         part_size: PART,
     });
+    // A body that fails after the answer began is not sent again: the
+    // pull fails, changes nothing, and the next one succeeds.
     for (what, action) in [
         ("reset", FaultAction::DropAfter(5000)),
         ("short", FaultAction::ShortBody),
-        ("503", FaultAction::Status(503)),
-        ("dropped", FaultAction::DropConnection),
     ] {
         let d = DestDir::new();
         s.inject(Fault::new(Endpoint::ImageFile, action));
         let e = c.download_image(&d.dest, &stream).await.unwrap_err();
-        match action {
-            FaultAction::Status(_) => assert_eq!(e.status().map(|s| s.as_u16()), Some(503)),
-            _ => assert!(e.is_network(), "{what}: {e:?}"),
-        }
+        assert!(e.is_network(), "{what}: {e:?}");
         d.assert_untouched(what);
         c.download_image(&d.dest, &stream).await.unwrap();
         d.assert_pulled(&image(), what);
     }
+    // A request answered 503 or closed without an answer is sent again.
+    for (what, action) in [
+        ("503", FaultAction::Status(503)),
+        ("dropped", FaultAction::DropConnection),
+    ] {
+        let d = DestDir::new();
+        s.clear_requests();
+        s.inject(Fault::new(Endpoint::ImageFile, action));
+        c.download_image(&d.dest, &stream).await.unwrap();
+        d.assert_pulled(&image(), what);
+        assert_eq!(
+            imagefile_requests(&s),
+            2,
+            "{what}: one failed, one answered"
+        );
+    }
+    // A 503 on every try: the last answer is the error, nothing changes.
+    let d = DestDir::new();
+    s.clear_requests();
+    s.inject(Fault::new(Endpoint::ImageFile, FaultAction::Status(503)).times(ATTEMPTS));
+    let e = c.download_image(&d.dest, &stream).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(503), "{e}");
+    assert_eq!(imagefile_requests(&s), ATTEMPTS);
+    d.assert_untouched("503 every try");
     // A body longer than its Content-Length promised, and corrupt bytes,
     // are caught by the image hash.
     let d = DestDir::new();

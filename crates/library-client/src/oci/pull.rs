@@ -144,29 +144,9 @@ impl OciRegistry {
         let blob = self.v2(name, &format!("blobs/{}", layer.digest))?;
         let mut probe = HeaderMap::new();
         probe.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
-        // Retried like a part: a passing 5xx here must not fail the pull.
-        let mut backoff = self.retry.backoff();
-        let mut attempt = 0;
-        let (source, resp) = loop {
-            let r = self.get_following(&blob, &probe, &scope).await;
-            let retryable = match &r {
-                Ok((_, resp)) => {
-                    let s = resp.status();
-                    s.is_server_error()
-                        || s == StatusCode::TOO_MANY_REQUESTS
-                        || s == StatusCode::REQUEST_TIMEOUT
-                }
-                Err(e) => e.is_network() || matches!(e, Error::Transport(t) if t.is_retryable()),
-            };
-            if !retryable || attempt >= self.retry.max_retries {
-                break r?;
-            }
-            if let Ok((_, resp)) = r {
-                resp.into_body().drain(64 * 1024).await;
-            }
-            tokio::time::sleep(backoff.next_delay()).await;
-            attempt += 1;
-        };
+        // Each hop is retried like a part: a passing 5xx here must not
+        // fail the pull.
+        let (source, resp) = self.get_following(&blob, &probe, &scope).await?;
         let d = Destination::new(dest)
             .resumable(resume)
             .expect_sha256(layer_sha);

@@ -190,20 +190,37 @@ impl OciRegistry {
     ) -> Result<Response> {
         let mut realm_tried = false;
         let mut none_tried = false;
+        // A PATCH (an upload chunk) is retried by its caller, which first
+        // asks the registry where the upload stands.
+        let retry = if method == Method::PATCH {
+            RetryConfig::none()
+        } else {
+            self.retry.clone()
+        };
         loop {
-            let mut req = http::Request::builder()
-                .method(method.clone())
-                .uri(url.as_str())
-                .body(match &body {
-                    Some(b) => Body::bytes(b.clone()),
-                    None => Body::empty(),
-                })
-                .map_err(|e| Error::bad_request(format!("{}: {e}", redact_url(url))))?;
-            req.headers_mut().extend(headers.clone());
             let had_token = self.current_token().is_some();
-            req.headers_mut().extend(self.auth_headers_for(url));
             tracing::debug!(%method, url = %redact_url(url), "registry request");
-            let resp = self.http.send(req).await?;
+            let resp = self
+                .http
+                .send_with_retry(&retry, || {
+                    let mut req = http::Request::builder()
+                        .method(method.clone())
+                        .uri(url.as_str())
+                        .body(match &body {
+                            Some(b) => Body::bytes(b.clone()),
+                            None => Body::empty(),
+                        })
+                        .map_err(|e| {
+                            library_transport::Error::InvalidRequest(format!(
+                                "{}: {e}",
+                                redact_url(url)
+                            ))
+                        })?;
+                    req.headers_mut().extend(headers.clone());
+                    req.headers_mut().extend(self.auth_headers_for(url));
+                    Ok(req)
+                })
+                .await?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
@@ -259,13 +276,17 @@ impl OciRegistry {
             }
         }
         tracing::debug!(realm = %redact_url(&url), scope, "requesting a registry token");
-        let req = http::Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .header(ACCEPT, "application/json")
-            .body(Body::empty())
-            .map_err(|e| Error::bad_request(e.to_string()))?;
-        let resp = self.http.send(req).await?;
+        let resp = self
+            .http
+            .send_with_retry(&self.retry, || {
+                http::Request::builder()
+                    .method(Method::GET)
+                    .uri(url.as_str())
+                    .header(ACCEPT, "application/json")
+                    .body(Body::empty())
+                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))
+            })
+            .await?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(resp, "token").await);
         }
@@ -296,13 +317,17 @@ impl OciRegistry {
                 self.send(Method::GET, &current, headers, None, scope)
                     .await?
             } else {
-                let mut req = http::Request::builder()
-                    .method(Method::GET)
-                    .uri(current.as_str())
-                    .body(Body::empty())
-                    .map_err(|e| Error::bad_request(e.to_string()))?;
-                req.headers_mut().extend(headers.clone());
-                self.http.send(req).await?
+                self.http
+                    .send_with_retry(&self.retry, || {
+                        let mut req = http::Request::builder()
+                            .method(Method::GET)
+                            .uri(current.as_str())
+                            .body(Body::empty())
+                            .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                        req.headers_mut().extend(headers.clone());
+                        Ok(req)
+                    })
+                    .await?
             };
             if !resp.status().is_redirection() {
                 return Ok((current, resp));
