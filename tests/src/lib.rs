@@ -54,6 +54,17 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     v
 }
 
+/// A SIF image in `dir`: the amd64 fixture with `extra` pseudo-random
+/// bytes appended (a different image for each seed).
+pub fn sif_file(dir: &Path, extra: usize, seed: u64) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif/amd64.sif");
+    let mut bytes = std::fs::read(fixture).unwrap();
+    bytes.extend(random_bytes(extra, seed));
+    let path = dir.join(format!("img-{seed}.sif"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(b: &[u8]) -> String {
     library_transport::hex(&Sha256::digest(b))

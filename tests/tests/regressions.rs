@@ -1,7 +1,7 @@
 //! Faults that once got through: an OCI layer probe that was not retried,
 //! a stated size that made the download allocate one flag per part, and a
-//! server echoing the token into an error. Each test states the behaviour
-//! and would fail if it regressed.
+//! library or registry echoing its token into an error. Each test states
+//! the behaviour and would fail if it regressed.
 
 use bytes::Bytes;
 use library_client::{Downloader, Pull, Transfer};
@@ -68,6 +68,59 @@ async fn a_token_echoed_by_the_server_is_masked_in_errors() {
         .unwrap_err();
     let shown = format!("{e}\n{e:?}");
     assert!(!shown.contains(LIBRARY_TOKEN), "{shown}");
+}
+
+/// library-client/src/oci (`OciRegistry::pull` and `push`, used directly):
+/// the registry token was masked only by `Client`, so a registry quoting
+/// `Authorization` back put its token into errors of `OciRegistry`.
+#[tokio::test]
+async fn a_registry_echoing_its_token_is_masked_in_errors() {
+    let reg = Scripted::start(|seen| {
+        let auth = seen.authorization().unwrap_or("").to_string();
+        Reply::status(403).json(&serde_json::json!({
+            "errors": [{"code": "DENIED", "message": format!("{auth} may not do this")}]
+        }))
+    })
+    .await;
+    let r = library_client::oci::OciRegistry::new(
+        library_client::HttpClient::new().unwrap(),
+        reg.url(),
+        Some(REGISTRY_TOKEN.to_string()),
+    )
+    .retry(fast_retry(0));
+    let d = DestDir::new();
+    let e = r
+        .pull(
+            "e/c/k",
+            "latest",
+            Some("amd64"),
+            &d.dest,
+            Downloader::default(),
+            false,
+            std::sync::Arc::new(library_client::NoProgress),
+        )
+        .await
+        .unwrap_err();
+    let shown = format!("{e}\n{e:?}");
+    assert!(shown.contains("may not do this"), "{shown}");
+    assert!(!shown.contains(REGISTRY_TOKEN), "pull: {shown}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sif = sif_file(dir.path(), 10_000, 1);
+    let e = r
+        .push(
+            "e/c/k",
+            &sif,
+            Some("amd64"),
+            &["v1".to_string()],
+            "",
+            std::sync::Arc::new(library_client::NoProgress),
+        )
+        .await
+        .unwrap_err();
+    let shown = format!("{e}\n{e:?}");
+    assert!(shown.contains("may not do this"), "{shown}");
+    assert!(!shown.contains(REGISTRY_TOKEN), "push: {shown}");
 }
 
 /// library-transport/src/download.rs, `download_ranged`: the part

@@ -301,16 +301,6 @@ async fn a_manifest_or_config_with_the_wrong_digest() {
     assert!(parts(&o.reg).is_empty(), "no layer byte fetched");
 }
 
-fn sif_file(dir: &std::path::Path, extra: usize, seed: u64) -> std::path::PathBuf {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif/amd64.sif");
-    let mut bytes = std::fs::read(fixture).unwrap();
-    bytes.extend(random_bytes(extra, seed));
-    let path = dir.join(format!("img-{seed}.sif"));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn patches(reg: &Registry) -> usize {
     reg.log()
         .iter()

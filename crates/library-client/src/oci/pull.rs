@@ -76,6 +76,22 @@ impl OciRegistry {
         resume: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<OciPulled> {
+        self.pull_unmasked(name, tag, arch, dest, downloader, resume, progress)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_unmasked(
+        &self,
+        name: &str,
+        tag: &str,
+        arch: Option<&str>,
+        dest: &Path,
+        downloader: Downloader,
+        resume: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<OciPulled> {
         if !valid_repository_name(name) {
             return Err(Error::bad_request(format!(
                 "invalid repository name {name:?}"

@@ -143,9 +143,37 @@ impl OciRegistry {
     }
 
     /// [`push`](Self::push) once the file's size, SHA-256, architecture
-    /// and header facts are known.
+    /// and header facts are known. The registry token is masked in errors.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn push_prepared(
+        &self,
+        name: &str,
+        file: &Path,
+        size: u64,
+        sha256: [u8; 32],
+        arch: &str,
+        facts: (bool, bool),
+        tags: &[String],
+        description: &str,
+        progress: Arc<dyn Progress>,
+    ) -> Result<OciPushed> {
+        self.push_prepared_unmasked(
+            name,
+            file,
+            size,
+            sha256,
+            arch,
+            facts,
+            tags,
+            description,
+            progress,
+        )
+        .await
+        .map_err(|e| self.scrub(e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn push_prepared_unmasked(
         &self,
         name: &str,
         file: &Path,

@@ -127,6 +127,15 @@ impl OciRegistry {
         &self.base
     }
 
+    /// Mask the registry token (given, or fetched from a realm) in the
+    /// server's words an error carries.
+    pub(crate) fn scrub(&self, e: Error) -> Error {
+        match self.current_token() {
+            Some(t) => e.redact(&t),
+            None => e,
+        }
+    }
+
     pub(crate) fn current_token(&self) -> Option<String> {
         self.auth
             .lock()
