@@ -168,6 +168,11 @@ impl Registry {
         self.server.url()
     }
 
+    /// Upload sessions started and neither finished nor cancelled.
+    pub fn open_uploads(&self) -> usize {
+        self.state.lock().unwrap().uploads.len()
+    }
+
     /// Every request seen.
     pub fn log(&self) -> Vec<Seen> {
         self.server.log()
@@ -470,6 +475,10 @@ fn handle(state: &Arc<Mutex<State>>, seen: &Seen) -> Reply {
                     digest
                 };
                 Reply::status(201).header("docker-content-digest", shown)
+            }
+            Method::DELETE => {
+                st.uploads.remove(id);
+                Reply::status(204)
             }
             _ => oci_error(405, "UNSUPPORTED"),
         };

@@ -332,6 +332,7 @@ async fn a_push_whose_chunk_fails_once_then_every_time() {
         .unwrap();
     assert_eq!(pushed.upload, UploadKind::Oci);
     assert_eq!(o.reg.blob(&sha256_digest(&want)).unwrap(), want);
+    assert_eq!(o.reg.open_uploads(), 0, "no session left open");
 
     let sif = sif_file(dir.path(), 200_000, 3);
     let want = std::fs::read(&sif).unwrap();
@@ -356,6 +357,11 @@ async fn a_push_whose_chunk_fails_once_then_every_time() {
     );
     assert_eq!(manifest_puts(&o.reg), before.1, "nothing tagged");
     assert!(o.reg.blob(&sha256_digest(&want)).is_none());
+    assert_eq!(o.reg.open_uploads(), 0, "the failed session was cancelled");
+    assert!(
+        o.reg.log().iter().any(|s| s.method == Method::DELETE),
+        "a DELETE of the session"
+    );
 
     o.reg.clear_faults();
     c.upload_image(&sif, &Push::new("e/c/q").tags(["v1"]))

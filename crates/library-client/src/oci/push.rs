@@ -340,7 +340,9 @@ impl OciRegistry {
     }
 
     /// Chunked upload of `size` bytes from `source`, which must have
-    /// `digest`.
+    /// `digest`. An upload session that is given up (the upload failed, or
+    /// starts over) is cancelled with a `DELETE`, so that the registry does
+    /// not keep its bytes until it expires them.
     async fn upload_blob(
         &self,
         name: &str,
@@ -350,10 +352,53 @@ impl OciRegistry {
         scope: &str,
         progress: Option<&dyn Progress>,
     ) -> Result<()> {
+        let mut open = None;
+        let r = self
+            .upload_blob_sessions(name, source, size, digest, scope, progress, &mut open)
+            .await;
+        if r.is_err() {
+            if let Some(loc) = open {
+                self.cancel_upload(&loc, scope).await;
+            }
+        }
+        r
+    }
+
+    /// `DELETE <upload>`: give an upload session up (best effort).
+    async fn cancel_upload(&self, loc: &Url, scope: &str) {
+        match self
+            .send(Method::DELETE, loc, &HeaderMap::new(), None, scope)
+            .await
+        {
+            Ok(resp) => {
+                tracing::debug!(status = %resp.status(), "upload session cancelled");
+                resp.into_body().drain(64 * 1024).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "cancelling the upload session failed"),
+        }
+    }
+
+    /// [`upload_blob`](Self::upload_blob), keeping in `open` the location
+    /// of the session in progress (`None` once it is closed).
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_blob_sessions(
+        &self,
+        name: &str,
+        source: &Source,
+        size: u64,
+        digest: &str,
+        scope: &str,
+        progress: Option<&dyn Progress>,
+        open: &mut Option<Url>,
+    ) -> Result<()> {
         let mut reported = 0u64;
         let mut restarts = 0u32;
         'upload: loop {
+            if let Some(old) = open.take() {
+                self.cancel_upload(&old, scope).await;
+            }
             let mut loc = self.start_upload(name, scope).await?;
+            *open = Some(loc.clone());
             let mut hasher = Sha256::new();
             let mut offset = 0u64;
             while offset < size {
@@ -367,6 +412,7 @@ impl OciRegistry {
                     match self.patch(&loc, part, offset + sent, scope).await {
                         Ok(next) => {
                             loc = next;
+                            *open = Some(loc.clone());
                             sent = len;
                         }
                         Err(e) if retryable(&e) && attempt < self.retry.max_retries => {
@@ -379,6 +425,7 @@ impl OciRegistry {
                                     if at >= offset && at <= offset + len && at > 0 =>
                                 {
                                     loc = next;
+                                    *open = Some(loc.clone());
                                     sent = at - offset;
                                 }
                                 _ => {
@@ -410,7 +457,9 @@ impl OciRegistry {
                     actual,
                 });
             }
-            return self.finish_upload(&loc, digest, scope).await;
+            self.finish_upload(&loc, digest, scope).await?;
+            *open = None;
+            return Ok(());
         }
     }
 

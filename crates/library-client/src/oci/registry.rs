@@ -200,8 +200,9 @@ impl OciRegistry {
         let mut realm_tried = false;
         let mut none_tried = false;
         // A PATCH (an upload chunk) is retried by its caller, which first
-        // asks the registry where the upload stands.
-        let retry = if method == Method::PATCH {
+        // asks the registry where the upload stands; a DELETE (giving an
+        // upload up) is a best-effort cleanup, not worth waiting for.
+        let retry = if method == Method::PATCH || method == Method::DELETE {
             RetryConfig::none()
         } else {
             self.retry.clone()
