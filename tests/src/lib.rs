@@ -65,6 +65,49 @@ pub fn sif_file(dir: &Path, extra: usize, seed: u64) -> PathBuf {
     path
 }
 
+/// A [`library_client::Progress`] that records what it is told.
+#[derive(Debug, Default)]
+pub struct RecordedProgress {
+    /// Values given to `total`.
+    pub totals: Mutex<Vec<u64>>,
+    /// The sum of the increments.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Calls to `finish`.
+    pub finished: std::sync::atomic::AtomicUsize,
+    /// Calls to `abort`.
+    pub aborted: std::sync::atomic::AtomicUsize,
+}
+
+impl library_client::Progress for RecordedProgress {
+    fn total(&self, bytes: u64) {
+        self.totals.lock().unwrap().push(bytes);
+    }
+    fn increment(&self, bytes: u64) {
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finish(&self) {
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn abort(&self) {
+        self.aborted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl RecordedProgress {
+    /// (bytes reported, finish calls, abort calls).
+    pub fn outcome(&self) -> (u64, usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.bytes.load(SeqCst),
+            self.finished.load(SeqCst),
+            self.aborted.load(SeqCst),
+        )
+    }
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(b: &[u8]) -> String {
     library_transport::hex(&Sha256::digest(b))

@@ -241,13 +241,10 @@ impl Client {
         r.map_err(|e| self.scrub(e))
     }
 
-    async fn download_library(&self, dest: &Path, pull: &Pull) -> Result<PulledImage> {
-        let image_ref = format!("{}:{}", pull.path, pull.tag);
-        let url = self.endpoint(
-            &format!("v1/imagefile/{image_ref}"),
-            &[("arch", pull.arch.as_str())],
-        )?;
-        let resp = self
+    /// `GET v1/imagefile/…` with the library's token, sent again while
+    /// it fails in a way that may be retried.
+    async fn get_imagefile(&self, url: &Url) -> Result<library_transport::Response> {
+        Ok(self
             .inner
             .http
             .send_with_retry(&self.inner.retry, || {
@@ -259,7 +256,73 @@ impl Client {
                 req.headers_mut().extend(self.auth_headers());
                 Ok(req)
             })
-            .await?;
+            .await?)
+    }
+
+    /// Downloads the image the library streams itself (`resp`, a 200).
+    /// A stream that fails in a way that may be retried (cut, short, too
+    /// long, timed out) starts over with a new request, up to the retry
+    /// policy's count: without ranges there is no way to continue it. Each
+    /// attempt writes a fresh temporary file; the destination changes only
+    /// when an attempt completes and is verified.
+    async fn download_stream_restarting(
+        &self,
+        resp: library_transport::Response,
+        url: &Url,
+        dest: &Path,
+        pull: &Pull,
+        expected: Option<&str>,
+    ) -> Result<library_transport::Downloaded> {
+        let progress = Arc::new(Restarting::new(pull.progress.clone()));
+        let retry = &self.inner.retry;
+        let mut backoff = retry.backoff();
+        let mut attempt = 0u32;
+        let mut resp = resp;
+        let r = async {
+            loop {
+                progress.next_attempt();
+                let mut d = Destination::new(dest).resumable(false);
+                if let Some(hex) = expected {
+                    d = d.expect_sha256_hex(hex)?;
+                }
+                match self
+                    .inner
+                    .http
+                    .download_response(resp, d, progress.clone())
+                    .await
+                {
+                    Ok(got) => return Ok(got),
+                    Err(e)
+                        if attempt < retry.max_retries
+                            && library_transport::may_retry_error(&Method::GET, &e) =>
+                    {
+                        let delay = backoff.next_delay();
+                        tracing::debug!(attempt, error = %e, delay_ms = delay.as_millis() as u64, "stream failed; starting over");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        resp = self.get_imagefile(url).await?;
+                        if resp.status() != StatusCode::OK {
+                            return Err(crate::client::status_error(resp).await);
+                        }
+                    }
+                    Err(e) => return Err(Error::from(e)),
+                }
+            }
+        }
+        .await;
+        if r.is_err() {
+            pull.progress.abort();
+        }
+        r
+    }
+
+    async fn download_library(&self, dest: &Path, pull: &Pull) -> Result<PulledImage> {
+        let image_ref = format!("{}:{}", pull.path, pull.tag);
+        let url = self.endpoint(
+            &format!("v1/imagefile/{image_ref}"),
+            &[("arch", pull.arch.as_str())],
+        )?;
+        let resp = self.get_imagefile(&url).await?;
         let status = resp.status();
         match status {
             StatusCode::OK => {
@@ -283,14 +346,8 @@ impl Client {
                             .await;
                     }
                 }
-                let mut d = Destination::new(dest).resumable(false);
-                if let Some(hex) = &expected {
-                    d = d.expect_sha256_hex(hex)?;
-                }
                 let got = self
-                    .inner
-                    .http
-                    .download_response(resp, d, pull.progress.clone())
+                    .download_stream_restarting(resp, &url, dest, pull, expected.as_deref())
                     .await?;
                 Ok(PulledImage {
                     path: got.path,
@@ -509,4 +566,51 @@ impl Client {
             message: Some("too many redirects".into()),
         })
     }
+}
+
+/// Progress of a transfer whose attempts start over: each byte is
+/// reported once (an attempt reports only what goes beyond the furthest
+/// point an earlier one reached), and an attempt's `abort` is held back,
+/// since the next attempt continues the same transfer; the caller aborts
+/// when it gives up.
+struct Restarting {
+    inner: Arc<dyn Progress>,
+    reached: std::sync::atomic::AtomicU64,
+    this_attempt: std::sync::atomic::AtomicU64,
+}
+
+impl Restarting {
+    fn new(inner: Arc<dyn Progress>) -> Restarting {
+        Restarting {
+            inner,
+            reached: 0.into(),
+            this_attempt: 0.into(),
+        }
+    }
+
+    fn next_attempt(&self) {
+        self.this_attempt
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Progress for Restarting {
+    fn total(&self, bytes: u64) {
+        self.inner.total(bytes);
+    }
+
+    fn increment(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.this_attempt.fetch_add(bytes, Relaxed) + bytes;
+        let before = self.reached.fetch_max(now, Relaxed);
+        if now > before {
+            self.inner.increment(now - before);
+        }
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
+    }
+
+    fn abort(&self) {}
 }

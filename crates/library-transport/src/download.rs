@@ -350,7 +350,8 @@ impl HttpClient {
 
     /// Downloads a response body (typically a 200 to a GET) into `dest`,
     /// hashing as it goes, and checks the byte count against
-    /// `Content-Length` when present. A non-2xx response is an error
+    /// `Content-Length` when present (which is also given to
+    /// [`Progress::total`]). A non-2xx response is an error
     /// carrying the server's message. Single streams always start from
     /// the beginning, even into a resumable destination.
     pub async fn download_response(
@@ -362,6 +363,9 @@ impl HttpClient {
         let guard = ProgressGuard::new(progress.clone());
         let res = async {
             let resp = check_success(resp).await?;
+            if let Some(n) = resp.content_length() {
+                progress.total(n);
+            }
             dest.open(None, None)?;
             let temp = dest.temp_path();
             let std_file = dest.file().try_clone().map_err(|e| Error::io(&temp, e))?;

@@ -453,16 +453,26 @@ async fn the_same_faults_on_a_streamed_pull() {
         concurrency: 1,
         part_size: PART,
     });
-    // A body that fails after the answer began is not sent again: the
-    // pull fails, changes nothing, and the next one succeeds.
+    // A body that fails after the answer began: without ranges the stream
+    // starts over, from a new request. Once: the pull succeeds. On every
+    // try: it fails, changes nothing, and the next pull succeeds.
     for (what, action) in [
         ("reset", FaultAction::DropAfter(5000)),
         ("short", FaultAction::ShortBody),
     ] {
         let d = DestDir::new();
+        s.clear_requests();
         s.inject(Fault::new(Endpoint::ImageFile, action));
+        c.download_image(&d.dest, &stream).await.unwrap();
+        d.assert_pulled(&image(), what);
+        assert_eq!(imagefile_requests(&s), 2, "{what}: cut once, then whole");
+
+        let d = DestDir::new();
+        s.clear_requests();
+        s.inject(Fault::new(Endpoint::ImageFile, action).times(ATTEMPTS));
         let e = c.download_image(&d.dest, &stream).await.unwrap_err();
         assert!(e.is_network(), "{what}: {e:?}");
+        assert_eq!(imagefile_requests(&s), ATTEMPTS, "{what}");
         d.assert_untouched(what);
         c.download_image(&d.dest, &stream).await.unwrap();
         d.assert_pulled(&image(), what);
@@ -483,6 +493,28 @@ async fn the_same_faults_on_a_streamed_pull() {
             "{what}: one failed, one answered"
         );
     }
+    // A stream started over reports each byte once, and ends with one
+    // finish; given up, with one abort.
+    let size = image().len() as u64;
+    let p = Arc::new(RecordedProgress::default());
+    s.inject(Fault::new(
+        Endpoint::ImageFile,
+        FaultAction::DropAfter(5000),
+    ));
+    let d = DestDir::new();
+    c.download_image(&d.dest, &stream.clone().progress(p.clone()))
+        .await
+        .unwrap();
+    assert_eq!(p.outcome(), (size, 1, 0));
+    assert!(p.totals.lock().unwrap().iter().all(|&t| t == size));
+    let p = Arc::new(RecordedProgress::default());
+    s.inject(Fault::new(Endpoint::ImageFile, FaultAction::DropAfter(5000)).times(ATTEMPTS));
+    let d = DestDir::new();
+    c.download_image(&d.dest, &stream.clone().progress(p.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(p.outcome(), (5000, 0, 1));
+
     // A 503 on every try: the last answer is the error, nothing changes.
     let d = DestDir::new();
     s.clear_requests();
