@@ -161,6 +161,30 @@ const PEERS: &[peers::Peer] = &[
         rename: None,
     },
     // moto checks the multipart flow but no signatures; its variables are S3_*.
+    // A registry that wants Basic credentials itself (htpasswd); its
+    // variables are OCI_BASIC_*.
+    peers::Peer {
+        label: "oci-registry-basic",
+        script: "oci-registry",
+        env: &[
+            ("OCI_REGISTRY_AUTH", "htpasswd"),
+            ("OCI_REGISTRY_INSTANCE", "basic"),
+        ],
+        rename: None,
+    },
+    // A registry in token mode whose token server wants Basic credentials;
+    // its variables are OCI_TOKBASIC_*.
+    peers::Peer {
+        label: "oci-registry-tokbasic",
+        script: "oci-registry",
+        env: &[
+            ("OCI_REGISTRY_AUTH", "token"),
+            ("OCI_REGISTRY_INSTANCE", "tokbasic"),
+            ("OCI_TOKEN_USER", "ci-robot"),
+            ("OCI_TOKEN_PASS", "pw-5d2c9e71"),
+        ],
+        rename: None,
+    },
     peers::Peer {
         label: "s3-moto",
         script: "s3",

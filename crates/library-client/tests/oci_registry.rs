@@ -760,3 +760,87 @@ async fn the_library_hands_out_the_registry_and_its_token() {
     assert_eq!(file_sha256(&dest), file_sha256(&src));
     assert_eq!(pulled.sha256, file_sha256(&src));
 }
+
+// ---- registries that want a log-in (Basic credentials) ---------------------
+
+/// `(registry URL, user, password)` from the variables of the peer
+/// `OCI_<WORD>_…` (`cargo xtask test` starts both).
+fn login_registry(word: &str, user_var: &str, pass_var: &str) -> (Url, String, String) {
+    let var = |k: &str| {
+        let name = format!("OCI_{word}_{k}");
+        std::env::var(&name).unwrap_or_else(|_| {
+            panic!("{name} is not set: these tests need the registries `cargo xtask test` starts")
+        })
+    };
+    (
+        Url::parse(&var("REGISTRY_URL")).unwrap(),
+        var(user_var),
+        var(pass_var),
+    )
+}
+
+/// Push then pull `arm64.sif` with `reg`; the pulled file must be the same.
+async fn push_and_pull(reg: &OciRegistry, name: &str) -> library_client::Result<()> {
+    let src = fixtures().join("arm64.sif");
+    reg.push(name, &src, None, &["v1".into()], "", Arc::new(NoProgress))
+        .await?;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("x.sif");
+    reg.pull(
+        name,
+        "v1",
+        Some("arm64"),
+        &dest,
+        Downloader::default(),
+        false,
+        Arc::new(NoProgress),
+    )
+    .await?;
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs an OCI registry: run cargo xtask test"]
+async fn a_registry_wanting_basic_credentials_gets_them() {
+    let (base, user, pass) = login_registry("BASIC", "HTPASSWD_USER", "HTPASSWD_PASS");
+    let name = repo("basic/img");
+    let reg =
+        OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None).basic_auth(&user, &pass);
+    push_and_pull(&reg, &name).await.unwrap();
+    assert!(!format!("{reg:?}").contains(&pass));
+
+    // Without credentials, or with a wrong password: unauthorized, and the
+    // password is not in the error.
+    let anonymous = OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None);
+    let e = push_and_pull(&anonymous, &name).await.unwrap_err();
+    assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+    let wrong = OciRegistry::new(HttpClient::new().unwrap(), base, None)
+        .basic_auth(&user, "not-the-password");
+    let e = push_and_pull(&wrong, &name).await.unwrap_err();
+    assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+    assert!(!format!("{e}{e:?}").contains("not-the-password"));
+}
+
+#[tokio::test]
+#[ignore = "needs an OCI registry: run cargo xtask test"]
+async fn a_token_realm_wanting_basic_credentials_gets_them() {
+    let (base, user, pass) = login_registry("TOKBASIC", "TOKEN_USER", "TOKEN_PASS");
+    let name = repo("tokbasic/img");
+    let reg =
+        OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None).basic_auth(&user, &pass);
+    push_and_pull(&reg, &name).await.unwrap();
+
+    // The realm refuses a wrong password, and that refusal is the error.
+    let wrong = OciRegistry::new(HttpClient::new().unwrap(), base.clone(), None)
+        .basic_auth(&user, "not-the-password");
+    let e = push_and_pull(&wrong, &name).await.unwrap_err();
+    let shown = format!("{e}");
+    assert!(shown.contains("/token"), "the realm is named: {shown}");
+    assert!(!format!("{e}{e:?}").contains("not-the-password"));
+
+    // Without credentials the realm gives no token: unauthorized.
+    let anonymous = OciRegistry::new(HttpClient::new().unwrap(), base, None);
+    let e = push_and_pull(&anonymous, &name).await.unwrap_err();
+    assert_eq!(e.status(), Some(StatusCode::UNAUTHORIZED), "{e:?}");
+}

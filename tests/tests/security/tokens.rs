@@ -223,3 +223,104 @@ async fn presigned_urls_on_the_librarys_own_origin_get_no_token() {
         .filter(|s| !presigned.iter().any(|p| p.path == s.path))
         .all(|s| s.authorization() == Some(bearer(LIBRARY_TOKEN).as_str())));
 }
+
+/// Registry log-in credentials (`OciRegistry::basic_auth`) are sent only
+/// when asked for: not with the first request, not to a realm over plain
+/// http on another host, and to a realm on the registry's own host only
+/// after its challenge.
+#[tokio::test]
+async fn registry_credentials_go_only_where_they_are_asked_for() {
+    use library_client::oci::OciRegistry;
+    const PASSWORD: &str = "pw-registry-7c1e";
+
+    // A realm on another host name (`localhost`, where the registry is
+    // `127.0.0.1`), over plain http.
+    let far_realm =
+        Scripted::start(|_| Reply::status(200).json(&serde_json::json!({"token": "t"}))).await;
+    let far = format!("http://localhost:{}/token", far_realm.port());
+    let reg = Scripted::start(move |_| {
+        Reply::status(401).header(
+            "www-authenticate",
+            format!("Bearer realm=\"{far}\",service=\"s\""),
+        )
+    })
+    .await;
+    let r = OciRegistry::new(library_client::HttpClient::new().unwrap(), reg.url(), None)
+        .basic_auth("robot", PASSWORD)
+        .retry(fast_retry(0));
+    let d = DestDir::new();
+    let e = r
+        .pull(
+            "e/c/k",
+            "v1",
+            None,
+            &d.dest,
+            Downloader::default(),
+            false,
+            Arc::new(library_client::NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("credentials not sent"), "{e}");
+    assert!(
+        far_realm.log().is_empty(),
+        "the far realm was not contacted"
+    );
+    assert!(
+        reg.log().iter().all(|s| s.authorization().is_none()),
+        "the registry got no credentials before asking for Basic"
+    );
+
+    // A realm on the registry's own host: after the challenge, and only
+    // there, Basic credentials.
+    let near_realm =
+        Scripted::start(|_| Reply::status(200).json(&serde_json::json!({"token": "granted"})))
+            .await;
+    let near = format!("http://127.0.0.1:{}/token", near_realm.port());
+    let reg = Scripted::start(move |seen| match seen.authorization() {
+        Some("Bearer granted") => Reply::status(404).json(&serde_json::json!({
+            "errors": [{"code": "MANIFEST_UNKNOWN", "message": "no such tag"}]
+        })),
+        _ => Reply::status(401).header(
+            "www-authenticate",
+            format!("Bearer realm=\"{near}\",service=\"s\",scope=\"repository:e/c/k:pull\""),
+        ),
+    })
+    .await;
+    let r = OciRegistry::new(library_client::HttpClient::new().unwrap(), reg.url(), None)
+        .basic_auth("robot", PASSWORD)
+        .retry(fast_retry(0));
+    let e = r
+        .pull(
+            "e/c/k",
+            "v1",
+            None,
+            &d.dest,
+            Downloader::default(),
+            false,
+            Arc::new(library_client::NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    let realm_auth: Vec<_> = near_realm
+        .log()
+        .iter()
+        .map(|s| s.authorization().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(realm_auth.len(), 1);
+    assert!(realm_auth[0].starts_with("Basic "), "{realm_auth:?}");
+    let seen: Vec<_> = reg
+        .log()
+        .iter()
+        .map(|s| s.authorization().map(str::to_string))
+        .collect();
+    assert_eq!(seen[0], None, "nothing before the challenge");
+    assert!(seen.len() > 1, "{seen:?}");
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|a| a.as_deref() == Some("Bearer granted")),
+        "then only the token, never the password: {seen:?}"
+    );
+}

@@ -36,6 +36,10 @@ const MAX_REDIRECTS: usize = 5;
 /// is requested from that realm (Docker token protocol) and the request is
 /// sent again with it; a 401 to a request sent without credentials is
 /// retried once with `Authorization: none`, which some registries require.
+/// With [`basic_auth`](Self::basic_auth), a user name and password (or an
+/// access token the registry accepts as a password) are sent as `Basic`
+/// credentials to the realm when asking for a token, and to the registry
+/// itself when it challenges with `Basic`.
 ///
 /// Cheap to clone: clones share the connection pool and the current token.
 ///
@@ -79,14 +83,21 @@ pub(crate) struct Credentials {
     /// Without a token, send `Authorization: none` (the registry wanted
     /// some header).
     none: bool,
+    /// User name and password for `Basic` (realm or registry).
+    basic: Option<(String, String)>,
+    /// The registry itself asked for `Basic`: send it with every request
+    /// to the registry's origin.
+    basic_to_registry: bool,
 }
 
 impl fmt::Debug for OciRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let has_token = self.current_token().is_some();
+        let user = self.basic().map(|(u, _)| u);
         f.debug_struct("OciRegistry")
             .field("base", &self.base.as_str())
             .field("token", &has_token.then_some("<redacted>"))
+            .field("basic_user", &user)
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +119,7 @@ impl OciRegistry {
             base,
             auth: Arc::new(Mutex::new(Credentials {
                 token: token.filter(|t| !t.is_empty()),
-                none: false,
+                ..Credentials::default()
             })),
             retry: RetryConfig::default(),
         }
@@ -122,6 +133,63 @@ impl OciRegistry {
         self
     }
 
+    /// Credentials for registries that want a log-in (as `docker login`
+    /// takes them): a user name and a password or access token. They are
+    /// sent only when asked for, and only
+    /// - as `Basic` to the token realm a `Bearer` challenge names, when
+    ///   that realm is `https` or on the registry's own host (a realm
+    ///   elsewhere over plain `http` is refused rather than sent a
+    ///   password);
+    /// - as `Basic` to the registry's own origin, once it challenges with
+    ///   `Basic`.
+    ///
+    /// The password is masked in errors and never logged.
+    ///
+    /// ```no_run
+    /// # fn demo() -> library_client::Result<()> {
+    /// use library_client::{oci::OciRegistry, HttpClient};
+    /// let reg = OciRegistry::new(HttpClient::new()?, url::Url::parse("https://harbor.example.org").unwrap(), None)
+    ///     .basic_auth("robot$ci", std::env::var("HARBOR_SECRET").unwrap_or_default());
+    /// # let _ = reg; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn basic_auth(
+        self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> OciRegistry {
+        if let Ok(mut a) = self.auth.lock() {
+            a.basic = Some((username.into(), password.into()));
+        }
+        self
+    }
+
+    fn basic(&self) -> Option<(String, String)> {
+        self.auth.lock().ok().and_then(|a| a.basic.clone())
+    }
+
+    fn basic_header(&self) -> Option<HeaderValue> {
+        let (user, password) = self.basic()?;
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut v = HeaderValue::from_str(&format!("Basic {raw}")).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    fn sends_basic(&self) -> bool {
+        self.auth
+            .lock()
+            .map(|a| a.basic_to_registry && a.basic.is_some())
+            .unwrap_or_default()
+    }
+
+    fn set_basic_to_registry(&self) {
+        if let Ok(mut a) = self.auth.lock() {
+            a.basic_to_registry = true;
+        }
+    }
+
     /// The registry's base URL (always ending with `/`).
     pub fn base_url(&self) -> &Url {
         &self.base
@@ -130,8 +198,12 @@ impl OciRegistry {
     /// Mask the registry token (given, or fetched from a realm) in the
     /// server's words an error carries.
     pub(crate) fn scrub(&self, e: Error) -> Error {
-        match self.current_token() {
+        let e = match self.current_token() {
             Some(t) => e.redact(&t),
+            None => e,
+        };
+        match self.basic() {
+            Some((_, password)) => e.redact(&password),
             None => e,
         }
     }
@@ -172,7 +244,11 @@ impl OciRegistry {
     pub(crate) fn auth_headers_for(&self, url: &Url) -> HeaderMap {
         let mut h = HeaderMap::new();
         if same_origin(url, &self.base) {
-            if let Some(t) = self.current_token() {
+            if self.sends_basic() {
+                if let Some(v) = self.basic_header() {
+                    h.insert(AUTHORIZATION, v);
+                }
+            } else if let Some(t) = self.current_token() {
                 if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {t}")) {
                     v.set_sensitive(true);
                     h.insert(AUTHORIZATION, v);
@@ -250,14 +326,30 @@ impl OciRegistry {
                                 self.set_token(t);
                                 continue;
                             }
+                            // With credentials given, the realm's refusal
+                            // is the error worth reporting.
+                            Err(e) if self.basic().is_some() => {
+                                resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
+                                return Err(e);
+                            }
                             Err(e) => {
                                 tracing::debug!(error = %e, "no token from the registry's realm")
                             }
                         }
                     }
+                    if c.scheme == AuthScheme::Basic
+                        && self.basic().is_some()
+                        && !self.sends_basic()
+                        && same_origin(url, &self.base)
+                    {
+                        realm_tried = true;
+                        self.set_basic_to_registry();
+                        resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
+                        continue;
+                    }
                 }
             }
-            if !had_token && !none_tried && !self.sends_none() {
+            if !had_token && !none_tried && !self.sends_none() && !self.sends_basic() {
                 none_tried = true;
                 self.set_none();
                 resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
@@ -285,16 +377,30 @@ impl OciRegistry {
                 q.append_pair("scope", scope);
             }
         }
-        tracing::debug!(realm = %redact_url(&url), scope, "requesting a registry token");
+        // A password goes to the realm only over TLS, or to the registry's
+        // own host (where the registry's own requests go anyway).
+        let basic = match self.basic_header() {
+            Some(v) if url.scheme() == "https" || url.host_str() == self.base.host_str() => Some(v),
+            Some(_) => return Err(Error::bad_request(format!(
+                "the registry's token realm {} is plain http on another host: credentials not sent",
+                redact_url(&url)
+            ))),
+            None => None,
+        };
+        tracing::debug!(realm = %redact_url(&url), scope, with_credentials = basic.is_some(), "requesting a registry token");
         let resp = self
             .http
             .send_with_retry(&self.retry, || {
-                http::Request::builder()
+                let mut req = http::Request::builder()
                     .method(Method::GET)
                     .uri(url.as_str())
                     .header(ACCEPT, "application/json")
                     .body(Body::empty())
-                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))
+                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                if let Some(v) = &basic {
+                    req.headers_mut().insert(AUTHORIZATION, v.clone());
+                }
+                Ok(req)
             })
             .await?;
         if resp.status() != StatusCode::OK {
