@@ -241,9 +241,9 @@ impl Client {
         r.map_err(|e| self.scrub(e))
     }
 
-    /// `GET v1/imagefile/…` with the library's token, sent again while
-    /// it fails in a way that may be retried.
-    async fn get_imagefile(&self, url: &Url) -> Result<library_transport::Response> {
+    /// `GET url` with the library's token when `url` is on the library's
+    /// origin, sent again while it fails in a way that may be retried.
+    async fn get_retrying(&self, url: &Url) -> Result<library_transport::Response> {
         Ok(self
             .inner
             .http
@@ -253,7 +253,7 @@ impl Client {
                     .uri(url.as_str())
                     .body(library_transport::Body::empty())
                     .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
-                req.headers_mut().extend(self.auth_headers());
+                req.headers_mut().extend(self.auth_headers_for(url));
                 Ok(req)
             })
             .await?)
@@ -300,7 +300,7 @@ impl Client {
                         tracing::debug!(attempt, error = %e, delay_ms = delay.as_millis() as u64, "stream failed; starting over");
                         tokio::time::sleep(delay).await;
                         attempt += 1;
-                        resp = self.get_imagefile(url).await?;
+                        resp = self.get_retrying(url).await?;
                         if resp.status() != StatusCode::OK {
                             return Err(crate::client::status_error(resp).await);
                         }
@@ -322,7 +322,7 @@ impl Client {
             &format!("v1/imagefile/{image_ref}"),
             &[("arch", pull.arch.as_str())],
         )?;
-        let resp = self.get_imagefile(&url).await?;
+        let resp = self.get_retrying(&url).await?;
         let status = resp.status();
         match status {
             StatusCode::OK => {
@@ -491,19 +491,7 @@ impl Client {
         let mut current = url.clone();
         // Follow at most a few redirects, sending the token only where it belongs.
         for _ in 0..5 {
-            let resp = self
-                .inner
-                .http
-                .send_with_retry(&self.inner.retry, || {
-                    let mut req = http::Request::builder()
-                        .method(Method::GET)
-                        .uri(current.as_str())
-                        .body(library_transport::Body::empty())
-                        .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
-                    req.headers_mut().extend(self.auth_headers_for(&current));
-                    Ok(req)
-                })
-                .await?;
+            let resp = self.get_retrying(&current).await?;
             match resp.status() {
                 s if s.is_redirection() => {
                     let location = resp

@@ -381,10 +381,12 @@ impl OciRegistry {
         // own host (where the registry's own requests go anyway).
         let basic = match self.basic_header() {
             Some(v) if url.scheme() == "https" || url.host_str() == self.base.host_str() => Some(v),
-            Some(_) => return Err(Error::bad_request(format!(
+            Some(_) => {
+                return Err(Error::bad_request(format!(
                 "the registry's token realm {} is plain http on another host: credentials not sent",
                 redact_url(&url)
-            ))),
+            )))
+            }
             None => None,
         };
         tracing::debug!(realm = %redact_url(&url), scope, with_credentials = basic.is_some(), "requesting a registry token");
