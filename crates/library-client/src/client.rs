@@ -220,11 +220,7 @@ impl ClientBuilder {
 /// The error for a response whose status the operation does not accept,
 /// with the server's message from its (bounded) body.
 pub(crate) async fn status_error(resp: library_transport::Response) -> Error {
-    let status = resp.status();
-    let url = resp.url().to_string();
-    let body = resp.bytes_limited(64 * 1024).await.unwrap_or_default();
-    let (code, message) = library_transport::error_message(&body);
-    library_transport::Error::from_status(&url, status, code, message).into()
+    resp.into_status_error().await.into()
 }
 
 /// Add the trailing `/` that keeps a path prefix, parse, and accept only

@@ -277,6 +277,19 @@ impl Response {
         self.body
     }
 
+    /// The error this response stands for, by its status (see
+    /// [`Error::from_status`]), with the code and message of its body when
+    /// the body has one (read up to 64 KiB, in any of the shapes
+    /// [`error_message`](crate::error_message) knows). For an answer the
+    /// caller did not expect, whatever its status.
+    pub async fn into_status_error(self) -> Error {
+        let status = self.status();
+        let url = self.url().to_string();
+        let body = self.bytes_limited(64 << 10).await.unwrap_or_default();
+        let (code, message) = crate::json::error_message(&body);
+        Error::from_status(&url, status, code, message)
+    }
+
     /// Reads the whole body, failing with [`Error::BodyTooLarge`] past `limit` bytes.
     pub async fn bytes_limited(self, limit: usize) -> Result<Bytes> {
         if let Some(n) = self.content_length() {

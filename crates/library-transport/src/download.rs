@@ -18,7 +18,6 @@ use crate::body::{Body, Response, FILE_BLOCK};
 use crate::client::HttpClient;
 use crate::dest::{Destination, Sidecar};
 use crate::error::{Error, Result};
-use crate::json::error_message;
 use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
 use crate::util::{hex, parse_content_range_exact, redact_url};
@@ -421,11 +420,7 @@ async fn check_success(resp: Response) -> Result<Response> {
     if resp.status().is_success() {
         return Ok(resp);
     }
-    let status = resp.status();
-    let url = resp.url().to_string();
-    let body = resp.bytes_limited(64 << 10).await.unwrap_or_default();
-    let (code, message) = error_message(&body);
-    Err(Error::from_status(&url, status, code, message))
+    Err(resp.into_status_error().await)
 }
 
 /// Copies a response body into any async writer, hashing it with SHA-256
