@@ -202,6 +202,7 @@ pub(crate) struct Config {
     pub(crate) s3: Option<S3Backend>,
     pub(crate) oci: Option<(Url, String)>,
     pub(crate) bind: IpAddr,
+    pub(crate) port: u16,
 }
 
 /// Configures and starts a [`TestServer`].
@@ -243,6 +244,7 @@ impl Default for TestServerBuilder {
                 s3: None,
                 oci: None,
                 bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 0,
             },
         }
     }
@@ -330,6 +332,14 @@ impl TestServerBuilder {
     /// free port of this address.
     pub fn bind(mut self, addr: IpAddr) -> Self {
         self.config.bind = addr;
+        self
+    }
+
+    /// The library listener's port (default 0: a free port). The second
+    /// listener (redirected downloads and uploads) always takes a free
+    /// port. Starting fails when the port is taken.
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
         self
     }
 

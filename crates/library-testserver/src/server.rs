@@ -137,7 +137,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
             .enable_all()
             .build()?,
     ));
-    let library = StdListener::bind((config.bind, 0))?;
+    let library = StdListener::bind((config.bind, config.port))?;
     let blob = StdListener::bind((config.bind, 0))?;
     library.set_nonblocking(true)?;
     blob.set_nonblocking(true)?;

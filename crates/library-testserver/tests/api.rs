@@ -527,3 +527,56 @@ async fn request_log_records_everything() {
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].listener, Listener::Blob);
 }
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_library_listens_on_a_given_port() {
+    let port = free_port();
+    let s = TestServer::builder().port(port).start().await.unwrap();
+    assert_eq!(s.url().port(), Some(port));
+    assert_ne!(s.blob_url().port(), Some(port));
+    let r = Http::new().get(&u(&s.url(), "version")).await;
+    assert_eq!(r.status, 200);
+    // The port is taken now: a second server cannot start on it.
+    let e = TestServer::builder().port(port).start().await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+}
+
+#[test]
+fn the_binary_takes_a_port() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_library-testserver"))
+        .args(["--dir"])
+        .arg(dir.path())
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(line.trim(), format!("LIBRARY_URL=http://127.0.0.1:{port}/"));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_library-testserver"))
+        .args(["--dir"])
+        .arg(dir.path())
+        .args(["--port", "http"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a port number"));
+}

@@ -2,13 +2,14 @@
 //! demos and for trying a client by hand.
 //!
 //! ```text
-//! library-testserver --dir <store dir> [--api-version V] [--token T]
+//! library-testserver --dir <store dir> [--port P] [--api-version V] [--token T]
 //!                    [--download stream|redirect|redirect-other]
 //! ```
 //!
-//! Listens on two free ports of 127.0.0.1, keeps image bytes in files under
-//! the store directory, prints `LIBRARY_URL=http://127.0.0.1:PORT/` on
-//! stdout once it accepts connections, and serves until it is killed.
+//! Listens on two ports of 127.0.0.1 (free ones, or `--port` for the
+//! library), keeps image bytes in files under the store directory, prints
+//! `LIBRARY_URL=http://127.0.0.1:PORT/` on stdout once it accepts
+//! connections, and serves until it is killed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,10 +18,12 @@ use std::process::ExitCode;
 use library_testserver::{DownloadMode, Storage, TestServer};
 
 const USAGE: &str = "\
-usage: library-testserver --dir <store dir> [--api-version V] [--token T]
+usage: library-testserver --dir <store dir> [--port P] [--api-version V] [--token T]
                           [--download stream|redirect|redirect-other]
 
   --dir DIR          keep image bytes in files under DIR (created when missing)
+  --port P           the library's port on 127.0.0.1 (default: a free port;
+                     downloads and uploads always get a free port)
   --api-version V    the apiVersion announced (default 2.0.0-alpha.2: v2
                      uploads and tags per architecture; 1.0.0: v1 only)
   --token T          require 'Authorization: Bearer T' (default: no token)
@@ -33,6 +36,7 @@ until killed.";
 
 struct Args {
     dir: PathBuf,
+    port: u16,
     api_version: Option<String>,
     token: Option<String>,
     download: DownloadMode,
@@ -40,6 +44,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut dir = None;
+    let mut port = 0u16;
     let mut api_version = None;
     let mut token = None;
     let mut download = DownloadMode::default();
@@ -61,6 +66,12 @@ fn parse_args() -> Result<Args, String> {
         };
         match name.as_str() {
             "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--port" => {
+                let v = value()?;
+                port = v
+                    .parse()
+                    .map_err(|_| format!("--port {v:?} is not a port number"))?
+            }
             "--api-version" => api_version = Some(value()?),
             "--token" => token = Some(value()?),
             "--download" => {
@@ -77,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
     let dir = dir.ok_or("--dir is required")?;
     Ok(Args {
         dir,
+        port,
         api_version,
         token,
         download,
@@ -102,6 +114,7 @@ fn main() -> ExitCode {
         }
     };
     let mut builder = TestServer::builder()
+        .port(args.port)
         .storage(Storage::Dir(args.dir.clone()))
         .download(args.download);
     if let Some(v) = args.api_version {
