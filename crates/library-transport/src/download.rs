@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use bytes::Bytes;
 use http::header::{CONTENT_RANGE, IF_MATCH, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -299,19 +300,21 @@ impl HttpClient {
             is_done[d as usize] = true;
         }
         let mut todo = (0..parts).filter(|&i| !is_done[i as usize]);
-        let sink = Arc::new(Sink {
-            file: file.clone(),
-            path: path.clone(),
-            pool: BlockPool::new(2 * job.concurrency),
-        });
         let mut set: JoinSet<Result<u64>> = JoinSet::new();
         let mut fetched = 0u64;
         loop {
             while set.len() < job.concurrency {
                 let Some(idx) = todo.next() else { break };
-                let (client, job, sink, progress) =
-                    (self.clone(), job.clone(), sink.clone(), progress.clone());
-                set.spawn(async move { fetch_part(&client, &job, idx, &sink, &*progress).await });
+                let (client, job, file, path, progress) = (
+                    self.clone(),
+                    job.clone(),
+                    file.clone(),
+                    path.clone(),
+                    progress.clone(),
+                );
+                set.spawn(
+                    async move { fetch_part(&client, &job, idx, &file, &path, &*progress).await },
+                );
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -461,56 +464,27 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
     Ok((n, h.finalize().into()))
 }
 
-/// A write running on a blocking thread; it gives its block back.
-type WriteHandle = tokio::task::JoinHandle<Result<Vec<u8>>>;
-
-/// Writes `block` at `pos` on a blocking thread, and gives it back.
-fn spawn_write(file: &Arc<File>, path: &Arc<PathBuf>, block: Vec<u8>, pos: u64) -> WriteHandle {
+/// Writes `data` (contiguous chunks) at `pos` on a blocking thread.
+fn spawn_write(
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
+    data: Vec<Bytes>,
+    mut pos: u64,
+) -> tokio::task::JoinHandle<Result<()>> {
     let f = file.clone();
     let p = path.clone();
     tokio::task::spawn_blocking(move || {
-        f.write_all_at(&block, pos).map_err(|e| Error::io(&*p, e))?;
-        Ok(block)
+        for b in &data {
+            f.write_all_at(b, pos).map_err(|e| Error::io(&*p, e))?;
+            pos += b.len() as u64;
+        }
+        Ok(())
     })
 }
 
-async fn join_write(h: WriteHandle) -> Result<Vec<u8>> {
+async fn join_write(h: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
     h.await
         .map_err(|e| Error::InvalidRequest(format!("writer task failed: {e}")))?
-}
-
-/// Blocks of [`FILE_BLOCK`] bytes shared by the parts of one download.
-/// It keeps at most `keep` free blocks (two per part in flight).
-struct BlockPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-    keep: usize,
-}
-
-impl BlockPool {
-    fn new(keep: usize) -> BlockPool {
-        BlockPool {
-            free: std::sync::Mutex::new(Vec::new()),
-            keep,
-        }
-    }
-
-    /// An empty block with room for [`FILE_BLOCK`] bytes.
-    fn get(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .ok()
-            .and_then(|mut f| f.pop())
-            .unwrap_or_else(|| Vec::with_capacity(FILE_BLOCK))
-    }
-
-    fn put(&self, mut block: Vec<u8>) {
-        block.clear();
-        if let Ok(mut f) = self.free.lock() {
-            if f.len() < self.keep {
-                f.push(block);
-            }
-        }
-    }
 }
 
 /// Asks the kernel to start writing a finished range to disk, so that the
@@ -534,27 +508,20 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
-/// Where the parts of one download land: the file (and its path, for
-/// errors) and the blocks that carry bytes to it.
-struct Sink {
-    file: Arc<File>,
-    path: Arc<PathBuf>,
-    pool: BlockPool,
-}
-
 /// Fetches one part with retries; returns its index.
 async fn fetch_part(
     client: &HttpClient,
     job: &RangedDownload,
     idx: u64,
-    sink: &Sink,
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let mut backoff = job.retry.backoff();
     let mut reported = 0u64;
     let mut attempt = 0u32;
     loop {
-        let r = fetch_part_once(client, job, idx, sink, progress, &mut reported).await;
+        let r = fetch_part_once(client, job, idx, file, path, progress, &mut reported).await;
         match r {
             Ok(()) => return Ok(idx),
             Err(e) if attempt < job.retry.max_retries && e.is_retryable() => {
@@ -577,11 +544,11 @@ async fn fetch_part_once(
     client: &HttpClient,
     job: &RangedDownload,
     idx: u64,
-    sink: &Sink,
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
     progress: &dyn Progress,
     reported: &mut u64,
 ) -> Result<()> {
-    let Sink { file, path, pool } = sink;
     let (start, len) = job.range(idx);
     let last = start + len - 1;
     let mut req = http::Request::builder()
@@ -643,18 +610,16 @@ async fn fetch_part_once(
             ));
         }
     }
-    // Chunks are copied into blocks of FILE_BLOCK bytes from the
-    // download's pool; each full block is written at its offset on a
-    // blocking thread while the next one fills, so a part holds at most two
-    // blocks. Copying lets the HTTP layer reuse its read buffer at once,
-    // and the pool reuses blocks: no memory is allocated (or faulted in and
-    // given back to the system) per chunk.
+    // Chunks are gathered (not copied) into batches of about FILE_BLOCK
+    // bytes; each batch is written at its offset on a blocking thread while
+    // the next one is received, so at most two batches per part are held.
     let mut body = resp.into_body();
-    let mut block = pool.get();
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0u64;
     let mut received = 0u64;
     let mut pos = start;
     let mut this_attempt = 0u64;
-    let mut in_flight: Option<(WriteHandle, u64)> = None;
+    let mut in_flight: Option<(tokio::task::JoinHandle<Result<()>>, u64)> = None;
     let mut land = |n: u64| {
         this_attempt += n;
         if this_attempt > *reported {
@@ -666,29 +631,26 @@ async fn fetch_part_once(
         loop {
             let chunk = body.chunk().await?;
             let end = chunk.is_none();
-            let mut rest: &[u8] = chunk.as_deref().unwrap_or(&[]);
-            received += rest.len() as u64;
-            if received > len {
-                return Err(Error::invalid(
-                    &url,
-                    format!("body longer than the part's {len} bytes"),
-                ));
-            }
-            while !rest.is_empty() || (end && !block.is_empty()) {
-                let take = (FILE_BLOCK - block.len()).min(rest.len());
-                block.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if block.len() < FILE_BLOCK && !end {
-                    break;
+            if let Some(c) = chunk {
+                received += c.len() as u64;
+                if received > len {
+                    return Err(Error::invalid(
+                        &url,
+                        format!("body longer than the part's {len} bytes"),
+                    ));
                 }
+                batch_len += c.len() as u64;
+                batch.push(c);
+            }
+            if batch_len >= FILE_BLOCK as u64 || (end && batch_len > 0) {
                 if let Some((h, n)) = in_flight.take() {
-                    pool.put(join_write(h).await?);
+                    join_write(h).await?;
                     land(n);
                 }
-                let n = block.len() as u64;
-                let full = std::mem::replace(&mut block, pool.get());
-                in_flight = Some((spawn_write(file, path, full, pos), n));
-                pos += n;
+                let data = std::mem::take(&mut batch);
+                in_flight = Some((spawn_write(file, path, data, pos), batch_len));
+                pos += batch_len;
+                batch_len = 0;
             }
             if end {
                 return Ok(());
@@ -701,11 +663,10 @@ async fn fetch_part_once(
     if let Some((h, n)) = in_flight.take() {
         let written = join_write(h).await;
         if streamed.is_ok() {
-            pool.put(written?);
+            written?;
             land(n);
         }
     }
-    pool.put(block);
     streamed?;
     if received != len {
         return Err(Error::invalid(
