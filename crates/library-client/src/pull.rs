@@ -248,13 +248,12 @@ impl Client {
             .inner
             .http
             .send_with_retry(&self.inner.retry, || {
-                let mut req = http::Request::builder()
-                    .method(Method::GET)
-                    .uri(url.as_str())
-                    .body(library_transport::Body::empty())
-                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
-                req.headers_mut().extend(self.auth_headers_for(url));
-                Ok(req)
+                library_transport::new_request(
+                    Method::GET,
+                    url,
+                    &self.auth_headers_for(url),
+                    library_transport::Body::empty(),
+                )
             })
             .await?)
     }

@@ -387,12 +387,10 @@ impl Client {
             .http
             .send_with_retry(&self.inner.retry, || {
                 let body = library_transport::Body::file_range(file, 0, size)?;
-                let mut req = http::Request::builder()
-                    .method(method.clone())
-                    .uri(url.as_str())
-                    .header(http::header::CONTENT_LENGTH, size)
-                    .body(body)
-                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                let mut req =
+                    library_transport::new_request(method.clone(), url, &HeaderMap::new(), body)?;
+                req.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, size.into());
                 req.headers_mut().extend(headers.clone());
                 Ok(req)
             })

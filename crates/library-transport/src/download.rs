@@ -20,7 +20,7 @@ use crate::dest::{Destination, Sidecar};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
-use crate::util::{hex, parse_content_range_exact, redact_url};
+use crate::util::{hex, new_request, parse_content_range_exact, redact_url};
 
 /// A concurrent ranged download of `size` bytes from `url`.
 ///
@@ -404,12 +404,7 @@ impl HttpClient {
         dest: Destination,
         progress: Arc<dyn Progress>,
     ) -> Result<Downloaded> {
-        let mut req = http::Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .body(Body::empty())
-            .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
-        req.headers_mut().extend(headers.clone());
+        let req = new_request(Method::GET, url, headers, Body::empty())?;
         let resp = self.send(req).await?;
         self.download_response(resp, dest, progress).await
     }
@@ -551,12 +546,7 @@ async fn fetch_part_once(
 ) -> Result<()> {
     let (start, len) = job.range(idx);
     let last = start + len - 1;
-    let mut req = http::Request::builder()
-        .method(Method::GET)
-        .uri(job.url.as_str())
-        .body(Body::empty())
-        .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(&job.url))))?;
-    req.headers_mut().extend(job.headers.clone());
+    let mut req = new_request(Method::GET, &job.url, &job.headers, Body::empty())?;
     let range = HeaderValue::from_str(&format!("bytes={start}-{last}")).expect("ascii");
     req.headers_mut().insert(RANGE, range);
     if let Some(etag) = &job.if_match {

@@ -12,7 +12,7 @@ use crate::body::Body;
 use crate::client::HttpClient;
 use crate::error::{Error, Result};
 use crate::retry::{Answer, RetryConfig};
-use crate::util::redact_url;
+use crate::util::{new_request, redact_url};
 
 /// A `None` request body for the JSON helpers, with a concrete type.
 pub const NO_BODY: Option<&()> = None;
@@ -157,20 +157,19 @@ impl HttpClient {
         headers: &HeaderMap,
         body: Option<&B>,
     ) -> Result<JsonResponse> {
-        let mut req = http::Request::builder().method(method).uri(url.as_str());
-        let body = match body {
-            Some(b) => {
-                let v = serde_json::to_vec(b)
-                    .map_err(|e| Error::InvalidRequest(format!("cannot encode JSON body: {e}")))?;
-                req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Body::bytes(v)
-            }
-            None => Body::empty(),
-        };
-        let mut req = req
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .body(body)
-            .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
+        let json = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::InvalidRequest(format!("cannot encode JSON body: {e}")))?;
+        let has_body = json.is_some();
+        let body = json.map_or_else(Body::empty, Body::bytes);
+        let mut req = new_request(method, url, &HeaderMap::new(), body)?;
+        if has_body {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        req.headers_mut()
+            .insert(ACCEPT, HeaderValue::from_static("application/json"));
         for (k, v) in headers {
             req.headers_mut().insert(k.clone(), v.clone());
         }

@@ -73,6 +73,6 @@ pub use progress::{NoProgress, Progress};
 pub use retry::{may_retry_error, may_retry_status, retry, retry_after, Backoff, RetryConfig};
 pub use upload::{CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget};
 pub use util::{
-    hex, parse_content_length, parse_content_range, parse_content_range_exact, parse_sha256_hex,
-    part_size, redact_url, remote_sha256_support, same_origin, HeaderParseError,
+    hex, new_request, parse_content_length, parse_content_range, parse_content_range_exact,
+    parse_sha256_hex, part_size, redact_url, remote_sha256_support, same_origin, HeaderParseError,
 };

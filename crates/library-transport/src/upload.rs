@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::json::error_message;
 use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
-use crate::util::redact_url;
+use crate::util::{new_request, redact_url};
 
 /// A request whose body is a byte range of a file: for example the
 /// presigned S3 `PUT` of a whole image, or a v1 `POST` of its bytes. The
@@ -299,15 +299,11 @@ impl HttpClient {
         if let Some(m) = meter {
             body = body.on_chunk(m);
         }
-        let mut req = http::Request::builder()
-            .method(method.clone())
-            .uri(url.as_str())
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )
-            .body(body)
-            .map_err(|e| Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
+        let mut req = new_request(method.clone(), url, &HeaderMap::new(), body)?;
+        req.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         req.headers_mut().extend(headers.clone());
         req.headers_mut()
             .insert(CONTENT_LENGTH, HeaderValue::from(len));

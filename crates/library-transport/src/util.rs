@@ -251,6 +251,32 @@ pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A request for [`HttpClient::send`](crate::HttpClient::send): `method`
+/// on `url` with `headers` (replacing any of the same name) and `body`.
+/// A URL the HTTP layer cannot take is [`Error::InvalidRequest`](crate::Error::InvalidRequest), naming
+/// the URL (without its query).
+///
+/// ```
+/// use library_transport::{new_request, Body};
+/// let url = url::Url::parse("https://library.example/version").unwrap();
+/// let req = new_request(http::Method::GET, &url, &http::HeaderMap::new(), Body::empty()).unwrap();
+/// assert_eq!(req.uri(), "https://library.example/version");
+/// ```
+pub fn new_request(
+    method: http::Method,
+    url: &url::Url,
+    headers: &http::HeaderMap,
+    body: crate::Body,
+) -> crate::Result<http::Request<crate::Body>> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url.as_str())
+        .body(body)
+        .map_err(|e| crate::Error::InvalidRequest(format!("{}: {e}", redact_url(url))))?;
+    req.headers_mut().extend(headers.clone());
+    Ok(req)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

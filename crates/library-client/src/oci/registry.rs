@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, StatusCode};
-use library_transport::{redact_url, same_origin, Body, HttpClient, Response, RetryConfig};
+use library_transport::{
+    new_request, redact_url, same_origin, Body, HttpClient, Response, RetryConfig,
+};
 use url::Url;
 
 use super::auth::{parse_www_authenticate, AuthScheme, TokenAnswer};
@@ -289,20 +291,8 @@ impl OciRegistry {
             let resp = self
                 .http
                 .send_with_retry(&retry, || {
-                    let mut req = http::Request::builder()
-                        .method(method.clone())
-                        .uri(url.as_str())
-                        .body(match &body {
-                            Some(b) => Body::bytes(b.clone()),
-                            None => Body::empty(),
-                        })
-                        .map_err(|e| {
-                            library_transport::Error::InvalidRequest(format!(
-                                "{}: {e}",
-                                redact_url(url)
-                            ))
-                        })?;
-                    req.headers_mut().extend(headers.clone());
+                    let body = body.clone().map_or_else(Body::empty, Body::bytes);
+                    let mut req = new_request(method.clone(), url, headers, body)?;
                     req.headers_mut().extend(self.auth_headers_for(url));
                     Ok(req)
                 })
@@ -393,12 +383,9 @@ impl OciRegistry {
         let resp = self
             .http
             .send_with_retry(&self.retry, || {
-                let mut req = http::Request::builder()
-                    .method(Method::GET)
-                    .uri(url.as_str())
-                    .header(ACCEPT, "application/json")
-                    .body(Body::empty())
-                    .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
+                let mut req = new_request(Method::GET, &url, &HeaderMap::new(), Body::empty())?;
+                req.headers_mut()
+                    .insert(ACCEPT, HeaderValue::from_static("application/json"));
                 if let Some(v) = &basic {
                     req.headers_mut().insert(AUTHORIZATION, v.clone());
                 }
@@ -437,13 +424,7 @@ impl OciRegistry {
             } else {
                 self.http
                     .send_with_retry(&self.retry, || {
-                        let mut req = http::Request::builder()
-                            .method(Method::GET)
-                            .uri(current.as_str())
-                            .body(Body::empty())
-                            .map_err(|e| library_transport::Error::InvalidRequest(e.to_string()))?;
-                        req.headers_mut().extend(headers.clone());
-                        Ok(req)
+                        new_request(Method::GET, &current, headers, Body::empty())
                     })
                     .await?
             };
