@@ -274,6 +274,7 @@ impl From<library_transport::Error> for Error {
                 status,
                 code,
                 message,
+                ..
             } => Error::Http {
                 url,
                 status,

@@ -285,9 +285,10 @@ impl Response {
     pub async fn into_status_error(self) -> Error {
         let status = self.status();
         let url = self.url().to_string();
+        let asked = crate::retry::retry_after(self.headers());
         let body = self.bytes_limited(64 << 10).await.unwrap_or_default();
         let (code, message) = crate::json::error_message(&body);
-        Error::from_status(&url, status, code, message)
+        Error::from_status(&url, status, code, message).with_retry_after(asked)
     }
 
     /// Reads the whole body, failing with [`Error::BodyTooLarge`] past `limit` bytes.

@@ -512,20 +512,20 @@ async fn fetch_part(
     path: &Arc<PathBuf>,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let mut backoff = job.retry.backoff();
+    let mut attempts = crate::retry::Attempts::new(&job.retry, &Method::GET);
     let mut reported = 0u64;
-    let mut attempt = 0u32;
     loop {
         let r = fetch_part_once(client, job, idx, file, path, progress, &mut reported).await;
-        match r {
+        let e = match r {
             Ok(()) => return Ok(idx),
-            Err(e) if attempt < job.retry.max_retries && e.is_retryable() => {
-                let d = backoff.next_delay();
-                tracing::debug!(part = idx + 1, attempt, error = %e, delay_ms = d.as_millis() as u64, "retrying part");
+            Err(e) => e,
+        };
+        match attempts.after_error(&e) {
+            Some(d) => {
+                tracing::debug!(part = idx + 1, retries = attempts.retries(), error = %e, delay_ms = d.as_millis() as u64, "retrying part");
                 tokio::time::sleep(d).await;
-                attempt += 1;
             }
-            Err(e) => {
+            None => {
                 return Err(Error::Part {
                     number: idx + 1,
                     source: Box::new(e),

@@ -51,6 +51,9 @@ pub enum Error {
         code: Option<i64>,
         /// The server's message, when it sent one.
         message: Option<String>,
+        /// The delay the server asked for with `Retry-After`, which the
+        /// retry policy honours.
+        retry_after: Option<std::time::Duration>,
     },
     /// The connection to the server (or proxy) could not be established.
     #[error("{url}: connection failed: {source}")]
@@ -164,7 +167,7 @@ fn msg_suffix(m: &Option<String>) -> String {
 
 impl Error {
     /// The innermost error, looking through [`Error::Part`].
-    fn inner(&self) -> &Error {
+    pub(crate) fn inner(&self) -> &Error {
         match self {
             Error::Part { source, .. } => source.inner(),
             e => e,
@@ -209,22 +212,14 @@ impl Error {
         }
     }
 
-    /// Whether trying the same request again may succeed: connection
-    /// failures, timeouts, interrupted bodies, 5xx, 429, 408 and invalid
-    /// part responses. Other 4xx, local I/O and decode errors are final.
+    /// Whether sending the same GET again may succeed, as the retry
+    /// policy ([`Attempts`](crate::Attempts)) judges it: connection
+    /// failures, timeouts, interrupted bodies, invalid part responses, 408,
+    /// 429, 500, 502, 503 and 504. Other statuses, local I/O and decode
+    /// errors are final. For another method, ask
+    /// [`may_retry_error`](crate::may_retry_error).
     pub fn is_retryable(&self) -> bool {
-        match self.inner() {
-            Error::Connect { .. }
-            | Error::Timeout { .. }
-            | Error::Request { .. }
-            | Error::InvalidResponse { .. } => true,
-            Error::Status { status, .. } => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::REQUEST_TIMEOUT
-            }
-            _ => false,
-        }
+        crate::retry::may_retry_error(&http::Method::GET, self)
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
@@ -257,7 +252,17 @@ impl Error {
                 status,
                 code,
                 message,
+                retry_after: None,
             },
         }
+    }
+
+    /// The same error, carrying the delay a `Retry-After` header of the
+    /// answer asked for (only a status error carries one).
+    pub fn with_retry_after(mut self, delay: Option<std::time::Duration>) -> Error {
+        if let Error::Status { retry_after, .. } = &mut self {
+            *retry_after = delay;
+        }
+        self
     }
 }

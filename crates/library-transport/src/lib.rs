@@ -70,7 +70,9 @@ pub use download::{copy_response, Downloaded, RangedDownload, MAX_PARTS};
 pub use error::{BoxError, Error, Result};
 pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
 pub use progress::{NoProgress, Progress};
-pub use retry::{may_retry_error, may_retry_status, retry, retry_after, Backoff, RetryConfig};
+pub use retry::{
+    may_retry_error, may_retry_status, retry, retry_after, Attempts, Backoff, RetryConfig,
+};
 pub use upload::{CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget};
 pub use util::{
     hex, new_request, parse_content_length, parse_content_range, parse_content_range_exact,

@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 
 /// How failed requests are retried.
 ///
-/// A request is tried once and then up to `max_retries` more times when the
-/// failure is retryable (see [`Error::is_retryable`](crate::Error::is_retryable)). Between attempts the
-/// delay is drawn with decorrelated jitter: uniformly in
+/// A request is tried once and then up to `max_retries` more times when
+/// [`Attempts`] (the one retry policy) says it may be sent again. Between
+/// attempts the delay is drawn with decorrelated jitter: uniformly in
 /// `init_backoff ..= previous * base`, capped at `max_backoff`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -99,65 +99,209 @@ impl Backoff {
     }
 }
 
-/// Runs `op` until it succeeds, fails with a non-retryable error, or the
-/// retries are used up; sleeps with backoff between attempts. `op` gets
-/// the attempt number (0 for the first).
+/// The attempts of one request (or one part) under a [`RetryConfig`]:
+/// the one place that decides whether a request is sent again, and when.
+///
+/// Every path that sends something again goes through it: single requests
+/// ([`HttpClient::send_with_retry`](crate::HttpClient::send_with_retry) and
+/// the JSON helpers), the parts of a ranged download, whole-file and part
+/// uploads, and the callers above the transport (a streamed pull that
+/// starts over, an OCI chunk upload that asks where it stands). The rules:
+///
+/// - What may be repeated depends on the method: GET, HEAD, PUT, DELETE
+///   and OPTIONS are sent again after a transient failure (connection
+///   refused or cut, a timeout, an invalid part response) and after 408,
+///   429, 500, 502, 503 or 504. POST and PATCH only when the server surely
+///   did not act: the connection could not be made, or it answered 429 or
+///   503. [`Attempts::repeatable`] is for a request the caller has made
+///   safe to repeat whatever its method.
+/// - At most `max_retries` times after the first attempt.
+/// - The delay grows with decorrelated jitter ([`Backoff`]); a
+///   `Retry-After` (seconds) that asks for longer is honoured, up to the
+///   largest backoff.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::{HeaderMap, Method, StatusCode};
+/// use library_transport::{Attempts, RetryConfig};
+///
+/// let cfg = RetryConfig::default().with_max_retries(1);
+/// let mut get = Attempts::new(&cfg, &Method::GET);
+/// assert!(get.after_answer(StatusCode::BAD_GATEWAY, &HeaderMap::new()).is_some());
+/// // The one retry is used up.
+/// assert!(get.after_answer(StatusCode::BAD_GATEWAY, &HeaderMap::new()).is_none());
+///
+/// let mut post = Attempts::new(&cfg, &Method::POST);
+/// assert!(post.after_answer(StatusCode::BAD_GATEWAY, &HeaderMap::new()).is_none());
+/// ```
+#[derive(Debug)]
+pub struct Attempts {
+    max_retries: u32,
+    max_backoff: Duration,
+    idempotent: bool,
+    backoff: Backoff,
+    retries: u32,
+}
+
+impl Attempts {
+    /// The attempts of a request with `method`.
+    pub fn new(cfg: &RetryConfig, method: &Method) -> Attempts {
+        Attempts {
+            max_retries: cfg.max_retries,
+            max_backoff: cfg.max_backoff,
+            idempotent: is_idempotent(method),
+            backoff: cfg.backoff(),
+            retries: 0,
+        }
+    }
+
+    /// The attempts of a request that may be sent again whatever its
+    /// method, because the caller makes that safe (an OCI chunk `PATCH`
+    /// continues from where the registry says the upload stands).
+    pub fn repeatable(cfg: &RetryConfig) -> Attempts {
+        Attempts::new(cfg, &Method::PUT)
+    }
+
+    /// Retries made so far (0 during the first attempt).
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// After an attempt failed with `e`: how long to wait before sending
+    /// again, or `None` when it must not be sent again (the failure is
+    /// final for this method, or the retries are used up). A status error
+    /// ([`Error::Status`]) is judged by its status and `Retry-After`.
+    pub fn after_error(&mut self, e: &Error) -> Option<Duration> {
+        let again = match e.inner() {
+            Error::Status {
+                status,
+                retry_after,
+                ..
+            } => self.status_may_repeat(*status).then_some(*retry_after),
+            inner => self.error_may_repeat(inner).then_some(None),
+        }?;
+        self.next(again)
+    }
+
+    /// After an answer with `status`: how long to wait before sending
+    /// again, or `None` when the answer is final (any success, most 4xx)
+    /// or the retries are used up.
+    pub fn after_answer(&mut self, status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+        if !self.status_may_repeat(status) {
+            return None;
+        }
+        self.next(retry_after(headers))
+    }
+
+    /// Sends again for a reason the caller knows to be passing (a
+    /// registry's 416 on an upload chunk, mended by asking where the
+    /// upload stands): the delay, or `None` when the retries are used up.
+    pub fn again(&mut self) -> Option<Duration> {
+        self.next(None)
+    }
+
+    fn next(&mut self, asked: Option<Duration>) -> Option<Duration> {
+        if self.retries >= self.max_retries {
+            return None;
+        }
+        self.retries += 1;
+        let delay = self.backoff.next_delay();
+        Some(delay.max(asked.unwrap_or_default().min(self.max_backoff)))
+    }
+
+    fn status_may_repeat(&self, status: StatusCode) -> bool {
+        if self.idempotent {
+            matches!(
+                status,
+                StatusCode::REQUEST_TIMEOUT
+                    | StatusCode::TOO_MANY_REQUESTS
+                    | StatusCode::INTERNAL_SERVER_ERROR
+                    | StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            )
+        } else {
+            matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            )
+        }
+    }
+
+    fn error_may_repeat(&self, e: &Error) -> bool {
+        if self.idempotent {
+            matches!(
+                e,
+                Error::Connect { .. }
+                    | Error::Timeout { .. }
+                    | Error::Request { .. }
+                    | Error::InvalidResponse { .. }
+            )
+        } else {
+            matches!(
+                e,
+                Error::Connect { .. }
+                    | Error::Timeout {
+                        what: "connecting",
+                        ..
+                    }
+            )
+        }
+    }
+}
+
+/// Runs `op` (one attempt of a request with `method`) until it succeeds,
+/// fails in a way [`Attempts`] calls final for that method, or the
+/// retries are used up; waits between attempts as [`Attempts`] says. `op`
+/// gets the number of retries made so far (0 for the first attempt).
 ///
 /// ```
 /// # async fn demo() -> library_transport::Result<()> {
 /// use library_transport::{retry, RetryConfig};
-/// let v = retry(&RetryConfig::default(), "demo", |_attempt| async { Ok::<_, library_transport::Error>(1) }).await?;
+/// let v = retry(&RetryConfig::default(), &http::Method::GET, "demo", |_retries| async {
+///     Ok::<_, library_transport::Error>(1)
+/// })
+/// .await?;
 /// assert_eq!(v, 1);
 /// # Ok(()) }
 /// ```
-pub async fn retry<T, F, Fut>(cfg: &RetryConfig, what: &str, mut op: F) -> Result<T>
+pub async fn retry<T, F, Fut>(
+    cfg: &RetryConfig,
+    method: &Method,
+    what: &str,
+    mut op: F,
+) -> Result<T>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut backoff = cfg.backoff();
-    let mut attempt = 0u32;
+    let mut attempts = Attempts::new(cfg, method);
     loop {
-        match op(attempt).await {
+        let retries = attempts.retries();
+        match op(retries).await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < cfg.max_retries && e.is_retryable() => {
-                let d = backoff.next_delay();
-                tracing::debug!(what, attempt, delay_ms = d.as_millis() as u64, error = %e, "retrying");
-                tokio::time::sleep(d).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
+            Err(e) => match attempts.after_error(&e) {
+                Some(d) => {
+                    tracing::debug!(what, %method, retries, delay_ms = d.as_millis() as u64, error = %e, "retrying");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(e),
+            },
         }
     }
 }
 
 /// Whether a request with `method` may be sent again after it failed
-/// with `e`.
-///
-/// Idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) are retried after
-/// any retryable failure ([`Error::is_retryable`]). Others (POST, PATCH)
-/// only when the request surely never reached the server: the connection
-/// could not be made.
+/// with `e` (the rule of [`Attempts`], without counting attempts).
 pub fn may_retry_error(method: &Method, e: &Error) -> bool {
-    if is_idempotent(method) {
-        return e.is_retryable();
-    }
-    matches!(
-        e,
-        Error::Connect { .. }
-            | Error::Timeout {
-                what: "connecting",
-                ..
-            }
-    )
+    Attempts::new(&RetryConfig::default().with_max_retries(1), method)
+        .after_error(e)
+        .is_some()
 }
 
 /// Whether a request with `method` may be sent again after the server
-/// answered `status`.
-///
-/// Idempotent methods are retried after 408, 429, 500, 502, 503 and 504.
-/// Others only after 429 and 503, with which the server says it did not
-/// act on the request (see [`may_retry_error`]).
+/// answered `status` (the rule of [`Attempts`], without counting
+/// attempts).
 ///
 /// ```
 /// use library_transport::may_retry_status;
@@ -166,24 +310,10 @@ pub fn may_retry_error(method: &Method, e: &Error) -> bool {
 /// assert!(!may_retry_status(&Method::POST, StatusCode::BAD_GATEWAY));
 /// assert!(may_retry_status(&Method::POST, StatusCode::SERVICE_UNAVAILABLE));
 /// assert!(!may_retry_status(&Method::GET, StatusCode::NOT_FOUND));
+/// assert!(!may_retry_status(&Method::GET, StatusCode::NOT_IMPLEMENTED));
 /// ```
 pub fn may_retry_status(method: &Method, status: StatusCode) -> bool {
-    if is_idempotent(method) {
-        matches!(
-            status,
-            StatusCode::REQUEST_TIMEOUT
-                | StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::INTERNAL_SERVER_ERROR
-                | StatusCode::BAD_GATEWAY
-                | StatusCode::SERVICE_UNAVAILABLE
-                | StatusCode::GATEWAY_TIMEOUT
-        )
-    } else {
-        matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        )
-    }
+    Attempts::new(&RetryConfig::default(), method).status_may_repeat(status)
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -207,11 +337,9 @@ pub(crate) trait Answer {
 }
 
 /// Runs one HTTP exchange `op` (which builds and sends the request anew
-/// each time) for a request with `method`, again with backoff while the
-/// outcome may be retried ([`may_retry_error`], [`may_retry_status`]).
-/// A `Retry-After` longer than the backoff is honoured, up to the
-/// configured maximum delay. When the retries are used up, the last
-/// outcome is returned as it is, answer or error, for the caller to judge.
+/// each time) for a request with `method`, again while [`Attempts`] says
+/// so. When the retries are used up, the last outcome is returned as it
+/// is, answer or error, for the caller to judge.
 pub(crate) async fn exchange<T, F, Fut>(
     cfg: &RetryConfig,
     method: &Method,
@@ -223,37 +351,27 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut backoff = cfg.backoff();
-    let mut attempt = 0u32;
+    let mut attempts = Attempts::new(cfg, method);
     loop {
         let out = op().await;
-        if attempt >= cfg.max_retries {
-            return out;
-        }
-        let (again, asked) = match &out {
-            Ok(a) => (
-                may_retry_status(method, a.status()),
-                retry_after(a.headers()),
-            ),
-            Err(e) => (may_retry_error(method, e), None),
+        let retries = attempts.retries();
+        let delay = match &out {
+            Ok(a) => attempts.after_answer(a.status(), a.headers()),
+            Err(e) => attempts.after_error(e),
         };
-        if !again {
+        let Some(delay) = delay else {
             return out;
-        }
-        let delay = backoff
-            .next_delay()
-            .max(asked.unwrap_or_default().min(cfg.max_backoff));
+        };
         match &out {
             Ok(a) => {
-                tracing::debug!(%method, url, attempt, status = %a.status(), delay_ms = delay.as_millis() as u64, "retrying request")
+                tracing::debug!(%method, url, retries, status = %a.status(), delay_ms = delay.as_millis() as u64, "retrying request")
             }
             Err(e) => {
-                tracing::debug!(%method, url, attempt, error = %e, delay_ms = delay.as_millis() as u64, "retrying request")
+                tracing::debug!(%method, url, retries, error = %e, delay_ms = delay.as_millis() as u64, "retrying request")
             }
         }
         drop(out);
         tokio::time::sleep(delay).await;
-        attempt += 1;
     }
 }
 
@@ -298,6 +416,61 @@ mod tests {
             assert!(!may_retry_status(&m, StatusCode::INTERNAL_SERVER_ERROR));
             assert!(!may_retry_status(&m, StatusCode::BAD_GATEWAY));
         }
+    }
+
+    fn status(code: u16, retry_after: Option<Duration>) -> Error {
+        Error::Status {
+            url: "http://x/".into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            code: None,
+            message: None,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn status_errors_follow_the_status_rules() {
+        // A part or upload that failed with a status is judged like the
+        // answer itself: 501 is final, and a POST is not sent again after
+        // a 500 or 502.
+        for m in [Method::GET, Method::PUT] {
+            assert!(may_retry_error(&m, &status(500, None)), "{m}");
+            assert!(may_retry_error(&m, &status(429, None)), "{m}");
+            assert!(!may_retry_error(&m, &status(501, None)), "{m}");
+            assert!(!may_retry_error(&m, &status(404, None)), "{m}");
+        }
+        assert!(!may_retry_error(&Method::POST, &status(500, None)));
+        assert!(!may_retry_error(&Method::POST, &status(502, None)));
+        assert!(may_retry_error(&Method::POST, &status(503, None)));
+        let part = Error::Part {
+            number: 3,
+            source: Box::new(status(502, None)),
+        };
+        assert!(may_retry_error(&Method::GET, &part));
+    }
+
+    #[test]
+    fn attempts_are_bounded_and_honour_retry_after() {
+        let cfg = RetryConfig::default()
+            .with_max_retries(2)
+            .with_backoff(Duration::from_millis(1), Duration::from_secs(5));
+        let mut a = Attempts::new(&cfg, &Method::GET);
+        let d = a
+            .after_error(&status(503, Some(Duration::from_secs(2))))
+            .unwrap();
+        assert_eq!(d, Duration::from_secs(2));
+        // Longer than the largest backoff: capped.
+        let d = a
+            .after_error(&status(503, Some(Duration::from_secs(60))))
+            .unwrap();
+        assert_eq!(d, Duration::from_secs(5));
+        assert_eq!(a.retries(), 2);
+        assert_eq!(a.after_error(&status(503, None)), None);
+        // A repeatable PATCH is sent again after a 500; a plain one is not.
+        let mut r = Attempts::repeatable(&cfg);
+        assert!(r.after_error(&status(500, None)).is_some());
+        let mut p = Attempts::new(&cfg, &Method::PATCH);
+        assert!(p.after_error(&status(500, None)).is_none());
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl HttpClient {
             progress,
             reported: AtomicU64::new(0),
         });
-        let headers = crate::retry::retry(&up.retry, "upload", |_| {
+        let headers = crate::retry::retry(&up.retry, &up.method, "upload", |_| {
             self.put_once(
                 &up.method,
                 &up.url,
@@ -314,7 +314,8 @@ impl HttpClient {
         if !status.is_success() {
             let b = body.bytes_limited(64 << 10).await.unwrap_or_default();
             let (code, message) = error_message(&b);
-            return Err(Error::from_status(&rurl, status, code, message));
+            return Err(Error::from_status(&rurl, status, code, message)
+                .with_retry_after(crate::retry::retry_after(&rheaders)));
         }
         body.drain(1 << 20).await;
         Ok(rheaders)
@@ -456,7 +457,7 @@ where
         progress,
         reported: AtomicU64::new(0),
     });
-    crate::retry::retry(retry, "upload part", |_| {
+    crate::retry::retry(retry, &Method::PUT, "upload part", |_| {
         let info = info.clone();
         let meter = meter.clone();
         async move {

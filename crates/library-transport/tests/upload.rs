@@ -262,13 +262,13 @@ async fn upload_file_range_posts_with_progress() {
     let f = file_with(&data);
     let n = Arc::new(AtomicU64::new(0));
     let n2 = n.clone();
-    let server = TestServer::start(move |_| {
-        if n2.fetch_add(1, Ordering::SeqCst) == 0 {
-            // The first attempt is refused after the body was sent.
-            Reply::status(502)
-        } else {
-            Reply::status(200)
-        }
+    let server = TestServer::start(move |_| match n2.fetch_add(1, Ordering::SeqCst) {
+        // Refused after the body was sent: the server may have acted on
+        // it, so a POST is not sent again.
+        0 => Reply::status(502),
+        // "Not now": the server did not act, so the POST is sent again.
+        1 => Reply::status(503),
+        _ => Reply::status(200),
     })
     .await;
     let up = library_transport::FileRangeUpload::new(
@@ -279,15 +279,26 @@ async fn upload_file_range_posts_with_progress() {
         data.len() as u64,
     )
     .retry(fast_retry(2));
+    let err = client()
+        .upload_file_range(&up, Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::BAD_GATEWAY), "{err}");
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "a POST answered 502 is not repeated"
+    );
+
     let progress = Arc::new(Sum(AtomicU64::new(0)));
     client()
         .upload_file_range(&up, progress.clone())
         .await
         .unwrap();
     let seen = server.seen();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[1].method, http::Method::POST);
-    assert_eq!(seen[1].body.as_ref(), &data[..]);
+    assert_eq!(seen.len(), 3, "the POST answered 503 is sent once more");
+    assert_eq!(seen[2].method, http::Method::POST);
+    assert_eq!(seen[2].body.as_ref(), &data[..]);
     assert_eq!(
         progress.0.load(Ordering::SeqCst),
         data.len() as u64,
@@ -305,5 +316,5 @@ async fn upload_file_range_posts_with_progress() {
         .upload_file_range(&bad, Arc::new(NoProgress))
         .await
         .is_err());
-    assert_eq!(server.seen().len(), 2);
+    assert_eq!(server.seen().len(), 3);
 }

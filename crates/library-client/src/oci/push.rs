@@ -4,6 +4,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
@@ -58,19 +59,21 @@ enum Resync {
     Restart,
 }
 
-/// Whether sending a chunk again may work.
-fn retryable(e: &Error) -> bool {
+/// How long to wait before a failed chunk is sent again (after asking the
+/// registry where the upload stands), as the retry policy decides; `None`
+/// gives up. A 416 means the registry stands at another offset: the
+/// resync that follows mends it, so it is sent again too.
+fn chunk_retry(attempts: &mut library_transport::Attempts, e: &Error) -> Option<Duration> {
     match e {
-        Error::Transport(t) => t.is_retryable(),
+        Error::Transport(t) => attempts.after_error(t),
+        Error::Oci {
+            status: Some(StatusCode::RANGE_NOT_SATISFIABLE),
+            ..
+        } => attempts.again(),
         Error::Oci {
             status: Some(s), ..
-        } => {
-            s.is_server_error()
-                || *s == StatusCode::TOO_MANY_REQUESTS
-                || *s == StatusCode::REQUEST_TIMEOUT
-                || *s == StatusCode::RANGE_NOT_SATISFIABLE
-        }
-        _ => false,
+        } => attempts.after_answer(*s, &HeaderMap::new()),
+        _ => None,
     }
 }
 
@@ -405,8 +408,9 @@ impl OciRegistry {
                 let len = CHUNK_SIZE.min(size - offset);
                 let chunk = source.read(offset, len).await?;
                 let mut sent = 0u64;
-                let mut backoff = self.retry.backoff();
-                let mut attempt = 0u32;
+                // A chunk is sent again after asking the registry where
+                // the upload stands, so repeating the PATCH is safe.
+                let mut attempts = library_transport::Attempts::repeatable(&self.retry);
                 while sent < len {
                     let part = chunk.slice(sent as usize..);
                     match self.patch(&loc, part, offset + sent, scope).await {
@@ -415,9 +419,11 @@ impl OciRegistry {
                             *open = Some(loc.clone());
                             sent = len;
                         }
-                        Err(e) if retryable(&e) && attempt < self.retry.max_retries => {
-                            attempt += 1;
-                            let d = backoff.next_delay();
+                        Err(e) => {
+                            let Some(d) = chunk_retry(&mut attempts, &e) else {
+                                return Err(e);
+                            };
+                            let attempt = attempts.retries();
                             tracing::debug!(offset, attempt, error = %e, delay_ms = d.as_millis() as u64, "chunk failed; asking the registry where the upload stands");
                             tokio::time::sleep(d).await;
                             match self.upload_status(&loc, scope).await {
@@ -438,7 +444,6 @@ impl OciRegistry {
                                 }
                             }
                         }
-                        Err(e) => return Err(e),
                     }
                 }
                 hasher.update(&chunk);
