@@ -96,6 +96,10 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         Transfer::Oci => "oci",
         _ => "other",
     };
+    if !pulled.verified && !g.json {
+        // Said even with --quiet: the user should know what was not checked.
+        eprintln!("warning: the library states no SHA-256 for {shown}: the image was not verified");
+    }
     if g.json {
         output::json(&PullResult {
             reference: shown,

@@ -212,12 +212,15 @@ impl Client {
     /// Pull an image into the file `dest`.
     ///
     /// The library is asked first whether it keeps its images in an OCI
-    /// registry (then the image comes from there); otherwise
-    /// `GET v1/imagefile/<path>:<tag>?arch=<arch>` either streams the image
-    /// (200) or redirects (303) to a URL that serves byte ranges, fetched
-    /// in concurrent parts. Every part is checked and retried; the whole is
-    /// checked against the image's `sha256.` hash when the library states
-    /// one. The bytes land in a temporary file beside `dest`, renamed into
+    /// registry (then the image comes from there); otherwise the image
+    /// record (`GET v1/images/<path>:<tag>?arch=<arch>`) is fetched, and
+    /// then `GET v1/imagefile/<path>:<tag>?arch=<arch>` either streams the
+    /// image (200) or redirects (303) to a URL that serves byte ranges,
+    /// fetched in concurrent parts. Every part is checked and retried; the
+    /// whole is checked against the record's `sha256.` hash. A record that
+    /// cannot be fetched fails the pull; only a record that states no
+    /// SHA-256 (an old `sif.<uuid>` hash) gives an unverified image
+    /// ([`PulledImage::verified`] is false). The bytes land in a temporary file beside `dest`, renamed into
     /// place only when complete and verified: on failure `dest` is left as
     /// it was. An existing `dest` is replaced atomically.
     ///
@@ -273,9 +276,7 @@ impl Client {
         expected: Option<&str>,
     ) -> Result<library_transport::Downloaded> {
         let progress = Arc::new(Restarting::new(pull.progress.clone()));
-        let retry = &self.inner.retry;
-        let mut backoff = retry.backoff();
-        let mut attempt = 0u32;
+        let mut attempts = library_transport::Attempts::new(&self.inner.retry, &Method::GET);
         let mut resp = resp;
         let r = async {
             loop {
@@ -284,27 +285,23 @@ impl Client {
                 if let Some(hex) = expected {
                     d = d.expect_sha256_hex(hex)?;
                 }
-                match self
+                let e = match self
                     .inner
                     .http
                     .download_response(resp, d, progress.clone())
                     .await
                 {
                     Ok(got) => return Ok(got),
-                    Err(e)
-                        if attempt < retry.max_retries
-                            && library_transport::may_retry_error(&Method::GET, &e) =>
-                    {
-                        let delay = backoff.next_delay();
-                        tracing::debug!(attempt, error = %e, delay_ms = delay.as_millis() as u64, "stream failed; starting over");
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        resp = self.get_retrying(url).await?;
-                        if resp.status() != StatusCode::OK {
-                            return Err(crate::client::status_error(resp).await);
-                        }
-                    }
-                    Err(e) => return Err(Error::from(e)),
+                    Err(e) => e,
+                };
+                let Some(delay) = attempts.after_error(&e) else {
+                    return Err(Error::from(e));
+                };
+                tracing::debug!(retries = attempts.retries(), error = %e, delay_ms = delay.as_millis() as u64, "stream failed; starting over");
+                tokio::time::sleep(delay).await;
+                resp = self.get_retrying(url).await?;
+                if resp.status() != StatusCode::OK {
+                    return Err(crate::client::status_error(resp).await);
                 }
             }
         }
@@ -317,6 +314,14 @@ impl Client {
 
     async fn download_library(&self, dest: &Path, pull: &Pull) -> Result<PulledImage> {
         let image_ref = format!("{}:{}", pull.path, pull.tag);
+        // The image record comes first, as in Apptainer: its hash verifies
+        // the bytes and its size sizes a ranged download. Asking for it
+        // while an image body of the same server is open and unread would
+        // keep one of that server's workers busy sending the body while
+        // this pull waits for another; with more pulls than workers, none
+        // would advance. A record that cannot be had fails the pull.
+        let image = self.get_image(&pull.arch, &image_ref).await?;
+        let expected = sha256_of(&image);
         let url = self.endpoint(
             &format!("v1/imagefile/{image_ref}"),
             &[("arch", pull.arch.as_str())],
@@ -328,9 +333,7 @@ impl Client {
                 // The library serves the image itself. When it says it
                 // serves byte ranges, fetch concurrent parts from the same
                 // URL (on the library's origin, so with its token);
-                // otherwise take the one stream. The image record's hash,
-                // when it can be had, verifies the bytes.
-                let expected = self.expected_sha256(pull).await;
+                // otherwise take the one stream.
                 let ranges = resp
                     .headers()
                     .get(ACCEPT_RANGES)
@@ -339,6 +342,8 @@ impl Client {
                     let worth_it = pull.resume
                         || (pull.downloader.concurrency > 1 && len > pull.downloader.part_size);
                     if ranges && worth_it {
+                        // Closed before the parts are asked for, so that
+                        // the worker sending it is free for them.
                         drop(resp);
                         return self
                             .download_ranged_from(dest, pull, url, len, expected)
@@ -383,7 +388,6 @@ impl Client {
                         message: Some(format!("redirect to a {:?} URL refused", target.scheme())),
                     });
                 }
-                let image = self.get_image(&pull.arch, &image_ref).await?;
                 if image.size <= 0 {
                     return Err(Error::Http {
                         url: library_transport::redact_url(&target),
@@ -395,7 +399,6 @@ impl Client {
                         )),
                     });
                 }
-                let expected = image.hash.strip_prefix("sha256.").map(str::to_string);
                 self.download_ranged_from(dest, pull, target, image.size as u64, expected)
                     .await
             }
@@ -441,18 +444,6 @@ impl Client {
         })
     }
 
-    /// The image's SHA-256 as the library states it, when it can be had.
-    async fn expected_sha256(&self, pull: &Pull) -> Option<String> {
-        let image_ref = format!("{}:{}", pull.path, pull.tag);
-        match self.get_image(&pull.arch, &image_ref).await {
-            Ok(img) => img.hash.strip_prefix("sha256.").map(str::to_string),
-            Err(e) => {
-                tracing::debug!(error = %e, "no image record to verify the stream against");
-                None
-            }
-        }
-    }
-
     /// Pull an image as one stream into any writer (the reference client's
     /// `DownloadImage`). Nothing is verified on disk here, but the stream's
     /// byte count is checked against `Content-Length`, and against the
@@ -487,6 +478,10 @@ impl Client {
             &format!("v1/imagefile/{image_ref}"),
             &[("arch", pull.arch.as_str())],
         )?;
+        // The record first (see `download_library`): its hash checks the
+        // stream, and no image body is open while it is asked for.
+        let image = self.get_image(&pull.arch, &image_ref).await?;
+        let expected = sha256_of(&image);
         let mut current = url.clone();
         // Follow at most a few redirects, sending the token only where it belongs.
         for _ in 0..5 {
@@ -522,13 +517,12 @@ impl Client {
                     if resp.headers().get(CONTENT_LENGTH).is_none() {
                         tracing::debug!("image stream without Content-Length");
                     }
-                    let expected = self.expected_sha256(pull).await;
                     let (n, digest) =
                         library_transport::copy_response(resp, writer, pull.progress.as_ref())
                             .await?;
                     let actual = library_transport::hex(&digest);
-                    if let Some(e) = expected {
-                        if e != actual {
+                    if let Some(e) = &expected {
+                        if *e != actual {
                             return Err(Error::DigestMismatch {
                                 expected: format!("sha256:{e}"),
                                 actual: format!("sha256:{actual}"),
@@ -553,6 +547,17 @@ impl Client {
             message: Some("too many redirects".into()),
         })
     }
+}
+
+/// The hex SHA-256 an image record states (its hash `sha256.<hex>`), or
+/// `None` for a record with a hash of another kind (`sif.<uuid>` of old
+/// images) or none: such a pull cannot be verified, and says so. A
+/// `sha256.` hash that is not 64 hex digits is kept, and fails the check.
+fn sha256_of(image: &library_model::Image) -> Option<String> {
+    image
+        .hash
+        .strip_prefix("sha256.")
+        .map(str::to_ascii_lowercase)
 }
 
 /// Progress of a transfer whose attempts start over: each byte is

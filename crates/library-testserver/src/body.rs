@@ -299,3 +299,79 @@ impl Body for ChannelBody {
         h
     }
 }
+
+/// A body that keeps `worker` until it has been sent in full or dropped
+/// (its connection closed), as a thread of a worker pool stays busy while
+/// it writes an answer. Large frames go out in slices of [`CHUNK`] bytes:
+/// the connection then asks for the next slice only once it has written
+/// most of the previous ones, so the worker is held while the client does
+/// not read, instead of the whole answer waiting in a buffer.
+pub(crate) fn hold_until_sent(
+    body: RespBody,
+    worker: tokio::sync::OwnedSemaphorePermit,
+) -> RespBody {
+    Held {
+        body,
+        pending: Bytes::new(),
+        worker: Some(worker),
+    }
+    .boxed()
+}
+
+struct Held {
+    body: RespBody,
+    /// The rest of a large frame, still to be sent.
+    pending: Bytes,
+    worker: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Held {
+    fn next_slice(&mut self) -> Frame<Bytes> {
+        let n = self.pending.len().min(CHUNK);
+        Frame::data(self.pending.split_to(n))
+    }
+}
+
+impl Body for Held {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if !self.pending.is_empty() {
+            return Poll::Ready(Some(Ok(self.next_slice())));
+        }
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => {
+                    self.pending = data;
+                    Poll::Ready(Some(Ok(self.next_slice())))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                // Sent (or failed): the worker is free for the next request.
+                self.worker = None;
+                polled
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut h = self.body.size_hint();
+        let pending = self.pending.len() as u64;
+        if let Some(u) = h.upper() {
+            h.set_upper(u + pending);
+        }
+        h.set_lower(h.lower() + pending);
+        h
+    }
+}

@@ -162,6 +162,10 @@ impl Db {
         self.images.get(id)
     }
 
+    pub(crate) fn image_mut(&mut self, id: &str) -> Option<&mut Image> {
+        self.images.get_mut(id)
+    }
+
     pub(crate) fn entity_by_name(&self, name: &str) -> Option<&Entity> {
         self.entities.values().find(|e| e.name == name)
     }

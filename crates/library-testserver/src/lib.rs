@@ -203,6 +203,7 @@ pub(crate) struct Config {
     pub(crate) oci: Option<(Url, String)>,
     pub(crate) bind: IpAddr,
     pub(crate) port: u16,
+    pub(crate) workers: Option<usize>,
 }
 
 /// Configures and starts a [`TestServer`].
@@ -245,6 +246,7 @@ impl Default for TestServerBuilder {
                 oci: None,
                 bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 0,
+                workers: None,
             },
         }
     }
@@ -340,6 +342,35 @@ impl TestServerBuilder {
     /// port. Starting fails when the port is taken.
     pub fn port(mut self, port: u16) -> Self {
         self.config.port = port;
+        self
+    }
+
+    /// Serve at most `n` requests at once on the library listener, like a
+    /// server with a fixed pool of worker threads (a WSGI or Java servlet
+    /// server on site): a request holds its worker from the moment it is
+    /// taken until its answer has been sent in full (or its connection
+    /// closed), and further requests wait, unread, until a worker is free.
+    /// A client that keeps a response body open and unread while it waits
+    /// for another answer of the same server can deadlock such a server;
+    /// this mode lets tests see that. Default: no limit. `n` is at least 1.
+    ///
+    /// The second listener (redirected downloads and uploads, standing for
+    /// object storage) is not limited.
+    ///
+    /// ```
+    /// use library_testserver::{DownloadMode, TestServer};
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let server = TestServer::builder()
+    ///     .download(DownloadMode::Stream)
+    ///     .workers(4)
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(server.workers(), Some(4));
+    /// # server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = Some(n.max(1));
         self
     }
 
@@ -479,6 +510,20 @@ impl TestServer {
         db.present_image(image)
     }
 
+    /// Changes the hash an image's record states, leaving its bytes as
+    /// they are: `sif.<uuid>` for an image from before hashes were
+    /// SHA-256 (a client then has nothing to verify against), or a wrong
+    /// `sha256.<hex>`. Returns false when there is no such image.
+    pub fn set_image_hash(&self, image_id: &str, hash: impl Into<String>) -> bool {
+        match self.shared.db().image_mut(image_id) {
+            Some(image) => {
+                image.hash = hash.into();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stops both listeners and waits until they are closed.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -488,6 +533,12 @@ impl TestServer {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+
+    /// The size of the worker pool of the library listener, when it has
+    /// one (see [`TestServerBuilder::workers`]).
+    pub fn workers(&self) -> Option<usize> {
+        self.shared.config.workers
     }
 
     /// Address of the library listener.

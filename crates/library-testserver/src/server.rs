@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) library_url: Url,
     pub(crate) blob_url: Url,
     pub(crate) s3: Option<S3Client>,
+    /// The worker pool of the library listener, when it has one.
+    workers: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Shared {
@@ -160,7 +162,11 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         }
         None => None,
     };
+    let workers = config
+        .workers
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     let shared = Arc::new(Shared {
+        workers,
         store: Store::new(&config.storage)?,
         config,
         api,
@@ -546,7 +552,27 @@ impl Ctx {
     }
 }
 
+/// Takes a worker for the request, when the listener has a pool: the
+/// request waits, unread, until one is free, and holds it until its answer
+/// has been sent (see [`crate::TestServerBuilder::workers`]).
 async fn handle(
+    shared: Arc<Shared>,
+    listener: Listener,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, BoxError> {
+    let pool = match (&shared.workers, listener) {
+        (Some(pool), Listener::Library) => Some(pool.clone()),
+        _ => None,
+    };
+    let Some(pool) = pool else {
+        return handle_request(shared, listener, req).await;
+    };
+    let worker = pool.acquire_owned().await?;
+    let resp = handle_request(shared, listener, req).await?;
+    Ok(resp.map(|body| crate::body::hold_until_sent(body, worker)))
+}
+
+async fn handle_request(
     shared: Arc<Shared>,
     listener: Listener,
     req: Request<Incoming>,

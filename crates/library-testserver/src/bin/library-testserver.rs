@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! library-testserver --dir <store dir> [--port P] [--api-version V] [--token T]
-//!                    [--download stream|redirect|redirect-other]
+//!                    [--download stream|redirect|redirect-other] [--workers N]
 //! ```
 //!
 //! Listens on two ports of 127.0.0.1 (free ones, or `--port` for the
@@ -19,7 +19,7 @@ use library_testserver::{DownloadMode, Storage, TestServer};
 
 const USAGE: &str = "\
 usage: library-testserver --dir <store dir> [--port P] [--api-version V] [--token T]
-                          [--download stream|redirect|redirect-other]
+                          [--download stream|redirect|redirect-other] [--workers N]
 
   --dir DIR          keep image bytes in files under DIR (created when missing)
   --port P           the library's port on 127.0.0.1 (default: a free port;
@@ -30,6 +30,10 @@ usage: library-testserver --dir <store dir> [--port P] [--api-version V] [--toke
   --download MODE    how images are served: stream (200 from the library),
                      redirect (303 to the same port), redirect-other (303 to
                      a second port; the default)
+  --workers N        serve at most N library requests at once, like a
+                     server with a pool of N worker threads (default: no
+                     limit); a request holds its worker until its answer is
+                     sent, the others wait
 
 Prints LIBRARY_URL=http://127.0.0.1:PORT/ on stdout when ready and serves
 until killed.";
@@ -40,6 +44,7 @@ struct Args {
     api_version: Option<String>,
     token: Option<String>,
     download: DownloadMode,
+    workers: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
     let mut api_version = None;
     let mut token = None;
     let mut download = DownloadMode::default();
+    let mut workers = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -82,6 +88,15 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("unknown --download mode {other:?}")),
                 }
             }
+            "--workers" => {
+                let v = value()?;
+                workers = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|&n| n >= 1)
+                        .ok_or_else(|| format!("--workers {v:?} is not a number of at least 1"))?,
+                )
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -92,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
         api_version,
         token,
         download,
+        workers,
     })
 }
 
@@ -122,6 +138,9 @@ fn main() -> ExitCode {
     }
     if let Some(t) = args.token {
         builder = builder.token(t);
+    }
+    if let Some(n) = args.workers {
+        builder = builder.workers(n);
     }
     let server = match runtime.block_on(builder.start()) {
         Ok(s) => s,
