@@ -90,11 +90,8 @@ async fn single_stream_and_etag_guard() {
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        err.status(),
-        Some(http::StatusCode::PRECONDITION_FAILED),
-        "{err}"
-    );
+    assert!(err.is_changed(), "{err:?}");
+    assert!(err.to_string().contains("412"), "{err}");
     assert!(!out.path().join("e").exists());
     std::fs::remove_file(root.join("transport-stream.bin")).unwrap();
 }
