@@ -44,6 +44,9 @@ struct Knobs {
     /// The next PATCHes fail with 500: `Some(true)` after keeping the first
     /// half of the chunk, `Some(false)` keeping nothing.
     fail_patches: Vec<(usize, bool)>,
+    /// The `Range` an upload's status (`GET`) answers, instead of the
+    /// bytes held.
+    status_range: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,7 +330,14 @@ impl Ctx {
                     st.uploads.get_mut(id).unwrap().extend_from_slice(&body);
                     reply(202, &here(id, &st), "")
                 }
-                Method::GET => reply(204, &here(id, &st), ""),
+                Method::GET => {
+                    let mut h = here(id, &st);
+                    if let Some(r) = &st.knobs.status_range {
+                        h.retain(|(k, _)| *k != "range");
+                        h.push(("range", r.clone()));
+                    }
+                    reply(204, &h, "")
+                }
                 Method::PUT => {
                     let digest = query
                         .split('&')
@@ -726,6 +736,48 @@ async fn failed_chunks_resume_where_the_registry_stands() {
         .filter(|s| s.method == Method::POST)
         .count();
     assert_eq!(posts, 3, "the image upload was started twice");
+}
+
+/// A registry that answers an upload's status with a `Range` whose end
+/// is the largest number there is (so `end + 1` does not exist): a clear
+/// invalid-response error naming the value, not a panic, and no retry on
+/// its word.
+#[tokio::test]
+async fn an_upload_status_range_at_the_largest_number_is_an_invalid_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_sif(dir.path(), 100_000, 4);
+    for range in ["0-18446744073709551615", "0-99999999999999999999999"] {
+        let fake = Fake::start(Knobs {
+            fail_patches: vec![(1, true)],
+            status_range: Some(range.into()),
+            ..Knobs::default()
+        })
+        .await;
+        let reg = fake.registry(None);
+        let e = reg
+            .push(
+                "alice/tools/hello",
+                &src,
+                None,
+                &["v1".into()],
+                "",
+                Arc::new(NoProgress),
+            )
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("invalid response"), "{range}: {msg}");
+        assert!(msg.contains(range), "{range}: {msg}");
+        assert!(!e.is_network(), "{range}: {e:?}");
+        let log = fake.log();
+        let status_checks = log
+            .iter()
+            .filter(|s| s.method == Method::GET && s.path.contains("/blobs/uploads/"))
+            .count();
+        assert_eq!(status_checks, 1, "{range}: {log:#?}");
+        let patches = log.iter().filter(|s| s.method == Method::PATCH).count();
+        assert_eq!(patches, 1, "{range}: nothing sent after the status");
+    }
 }
 
 #[tokio::test]

@@ -898,7 +898,21 @@ fn serve_data(ctx: &Ctx, data: Data, hash: &str) -> Reply {
             },
         )
     };
-    let reply = match parse_range(&ctx.headers) {
+    // Preconditions as RFC 9110 has them: an If-Match that names no
+    // current tag fails with 412; an If-Range that is not the current tag
+    // turns a range request into one for the whole object.
+    let is_current = |v: &str| v.split(',').any(|t| t.trim() == "*" || t.trim() == etag);
+    if let Some(want) = ctx.header("if-match") {
+        if !is_current(want) {
+            return Reply::error(412, format!("If-Match {want}: the object is now {etag}"))
+                .header("etag", etag);
+        }
+    }
+    let range = match ctx.header("if-range") {
+        Some(v) if v.trim() != etag => None,
+        _ => parse_range(&ctx.headers),
+    };
+    let reply = match range {
         None => whole(data),
         Some(spec) => match resolve_range(spec, total) {
             None => Reply::error(416, "requested range not satisfiable")

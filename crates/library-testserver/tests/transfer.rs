@@ -144,6 +144,27 @@ async fn redirect_to_the_other_listener_serves_ranges() {
         format!("\"{}\"", img.hash.trim_start_matches("sha256."))
     );
 
+    // Preconditions: If-Match and If-Range hold only for the current tag.
+    let range = ("range", "bytes=1000-2999");
+    let r = http
+        .get_with(loc.as_str(), &[range, ("if-match", etag.as_str())])
+        .await;
+    assert_eq!(r.status, 206);
+    let r = http
+        .get_with(loc.as_str(), &[range, ("if-match", "\"other\"")])
+        .await;
+    assert_eq!(r.status, 412);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    let r = http
+        .get_with(loc.as_str(), &[range, ("if-range", etag.as_str())])
+        .await;
+    assert_eq!(r.status, 206);
+    let r = http
+        .get_with(loc.as_str(), &[range, ("if-range", "\"other\"")])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], &bytes[..]);
+
     let r = http.get(loc.as_str()).await;
     assert_eq!(r.status, 200);
     assert_eq!(&r.body[..], &bytes[..]);
@@ -159,7 +180,7 @@ async fn redirect_to_the_other_listener_serves_ranges() {
         .into_iter()
         .filter(|r| r.listener == Listener::Blob)
         .collect();
-    assert_eq!(blob_reqs.len(), 3);
+    assert_eq!(blob_reqs.len(), 7);
     assert_eq!(s.container("e", "c", "k").unwrap().download_count, 1);
 }
 

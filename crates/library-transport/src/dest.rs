@@ -23,9 +23,14 @@ use crate::util::{hex, parse_sha256_hex};
 /// untouched and the temporary file is removed, unless
 /// [`resumable`](Self::resumable) was asked: then the partial file
 /// `.<name>.part` and a small sidecar `.<name>.part.json` (which records
-/// the completed parts of a ranged download) are kept, and the next ranged
-/// download of the same size and part size into the same path fetches only
-/// the missing parts. A digest mismatch always removes the temporary file.
+/// the completed parts of a ranged download, the validator the server gave
+/// for the object, its `ETag` or else its `Last-Modified`, and the expected
+/// SHA-256) are kept, and the next ranged download of the same size and
+/// part size, expecting the same SHA-256, into the same path fetches only
+/// the missing parts, on condition that the object is still the one the
+/// validator names (see [`RangedDownload`](crate::RangedDownload)). A
+/// sidecar that expected another SHA-256 is discarded without any request.
+/// A digest mismatch always removes the temporary file.
 #[derive(Debug)]
 pub struct Destination {
     path: PathBuf,
@@ -41,8 +46,34 @@ pub struct Destination {
 pub(crate) struct Sidecar {
     pub(crate) size: u64,
     pub(crate) part_size: u64,
-    pub(crate) etag: Option<String>,
+    /// What the server said the object's version was when the parts came.
+    #[serde(default)]
+    pub(crate) validator: Option<Validator>,
+    /// The hex SHA-256 the complete file was expected to have (filled in
+    /// by [`Destination::save_sidecar`]).
+    #[serde(default)]
+    pub(crate) sha256: Option<String>,
     pub(crate) done: Vec<u64>,
+}
+
+/// A server's validator of an object's version: its `ETag`, or its
+/// `Last-Modified` when it gives no `ETag`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Validator {
+    /// An `ETag` value, quotes (and any `W/`) included.
+    Etag(String),
+    /// A `Last-Modified` value (an HTTP-date).
+    LastModified(String),
+}
+
+/// What [`Destination::open`] found to continue from.
+#[derive(Debug, Default)]
+pub(crate) struct Resumed {
+    /// The indices of the parts already complete.
+    pub(crate) done: Vec<u64>,
+    /// The validator those parts were fetched under.
+    pub(crate) validator: Option<Validator>,
 }
 
 impl Destination {
@@ -113,13 +144,14 @@ impl Destination {
 
     /// Creates (or, when resuming, reopens) the temporary file. For a
     /// ranged download (`ranged = Some((part_size, etag))`) the file is
-    /// sized to `size` and the indices of parts already complete are
-    /// returned.
+    /// sized to `size` and the parts already complete are returned, with
+    /// the validator they were fetched under: only from a sidecar of the
+    /// same size, part size and expected SHA-256 (and `etag`, when given).
     pub(crate) fn open(
         &mut self,
         size: Option<u64>,
         ranged: Option<(u64, Option<&str>)>,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<Resumed> {
         if let Some(p) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !p.is_dir() {
                 return Err(Error::io(
@@ -128,31 +160,52 @@ impl Destination {
                 ));
             }
         }
-        let mut done = Vec::new();
+        let mut resumed = Resumed::default();
         let (temp, file) = if self.resume {
             let temp = self.partial_path();
             if let (Some(size), Some((part_size, etag))) = (size, ranged) {
                 if let Ok(text) = std::fs::read(self.sidecar_path()) {
                     if let Ok(sc) = serde_json::from_slice::<Sidecar>(&text) {
                         let len = std::fs::metadata(&temp).map(|m| m.len()).ok();
+                        // Parts of another image (the tag moved since) are
+                        // never reused, and no request is made for them.
+                        let same_image = sc.sha256 == self.expected.map(|d| hex(&d));
+                        let same_version = match (etag, &sc.validator) {
+                            (None, _) => true,
+                            (Some(want), Some(Validator::Etag(had))) => want == had,
+                            (Some(_), _) => false,
+                        };
                         if sc.size == size
                             && sc.part_size == part_size
-                            && sc.etag.as_deref() == etag
+                            && same_image
+                            && same_version
                             && len == Some(size)
                         {
-                            done = sc.done;
+                            resumed = Resumed {
+                                done: sc.done,
+                                validator: sc.validator,
+                            };
+                        } else {
+                            tracing::debug!(
+                                partial = %temp.display(),
+                                same_image,
+                                "the partial file does not fit this download; starting over"
+                            );
                         }
                     }
                 }
+            }
+            if resumed.done.is_empty() {
+                resumed.validator = None;
             }
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(done.is_empty())
+                .truncate(resumed.done.is_empty())
                 .open(&temp)
                 .map_err(|e| Error::io(&temp, e))?;
-            if done.is_empty() {
+            if resumed.done.is_empty() {
                 let _ = std::fs::remove_file(self.sidecar_path());
             }
             (temp, file)
@@ -186,7 +239,21 @@ impl Destination {
             file.set_len(size).map_err(|e| Error::io(&temp, e))?;
         }
         self.file = Some(Arc::new(file));
-        Ok(done)
+        Ok(resumed)
+    }
+
+    /// Throws the temporary file (and a resumable destination's sidecar)
+    /// away, so that the next [`open`](Self::open) starts from nothing.
+    /// The next file is a new one: writes still under way into this one
+    /// (through handles held elsewhere) never reach it.
+    pub(crate) fn discard(&mut self) {
+        self.file = None;
+        if let Some(temp) = self.temp.take() {
+            let _ = std::fs::remove_file(temp);
+        }
+        if self.resume {
+            let _ = std::fs::remove_file(self.sidecar_path());
+        }
     }
 
     pub(crate) fn file(&self) -> Arc<File> {
@@ -201,11 +268,13 @@ impl Destination {
         self.resume
     }
 
-    /// Records the completed parts (resumable destinations only).
-    pub(crate) async fn save_sidecar(&self, sc: Sidecar) -> Result<()> {
+    /// Records the completed parts, with the SHA-256 the file is expected
+    /// to have (resumable destinations only).
+    pub(crate) async fn save_sidecar(&self, mut sc: Sidecar) -> Result<()> {
         if !self.resume {
             return Ok(());
         }
+        sc.sha256 = self.expected.map(|d| hex(&d));
         let path = self.sidecar_path();
         tokio::task::spawn_blocking(move || {
             let tmp = path.with_extension("json.new");
@@ -262,5 +331,81 @@ impl Drop for Destination {
         } else {
             let _ = std::fs::remove_file(temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sidecar(validator: Option<Validator>) -> Sidecar {
+        Sidecar {
+            size: 10,
+            part_size: 4,
+            validator,
+            sha256: None,
+            done: vec![0, 2],
+        }
+    }
+
+    /// A sidecar records the validator and the expected SHA-256, and is
+    /// used again only by a download expecting the same SHA-256.
+    #[tokio::test]
+    async fn the_sidecar_records_the_validator_and_the_expected_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let etag = Validator::Etag("\"abc\"".into());
+        let mut d = Destination::new(&path).resumable(true).expect_sha256(a);
+        assert!(d.open(Some(10), Some((4, None))).unwrap().done.is_empty());
+        d.save_sidecar(sidecar(Some(etag.clone()))).await.unwrap();
+        drop(d);
+        let text = std::fs::read(dir.path().join(".img.part.json")).unwrap();
+        let saved: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(saved["validator"], serde_json::json!({"etag": "\"abc\""}));
+        assert_eq!(saved["sha256"], serde_json::json!(hex(&a)));
+
+        // The same image: the parts and their validator come back.
+        let mut d = Destination::new(&path).resumable(true).expect_sha256(a);
+        let r = d.open(Some(10), Some((4, None))).unwrap();
+        assert_eq!((r.done, r.validator), (vec![0, 2], Some(etag.clone())));
+        d.save_sidecar(sidecar(Some(Validator::LastModified("x".into()))))
+            .await
+            .unwrap();
+        drop(d);
+
+        // Another image (or an unknown one): nothing is reused, and the
+        // sidecar is gone.
+        for other in [Some(b), None] {
+            let mut d = Destination::new(&path).resumable(true);
+            if let Some(h) = other {
+                d = d.expect_sha256(h);
+            }
+            let r = d.open(Some(10), Some((4, None))).unwrap();
+            assert_eq!((r.done, r.validator), (vec![], None), "{other:?}");
+            assert!(!dir.path().join(".img.part.json").exists());
+            d.save_sidecar(sidecar(None)).await.unwrap();
+            drop(d);
+            // Put back a sidecar for `a` for the next round.
+            let mut d = Destination::new(&path).resumable(true).expect_sha256(a);
+            d.open(Some(10), Some((4, None))).unwrap();
+            d.save_sidecar(sidecar(None)).await.unwrap();
+        }
+
+        // A caller's If-Match must be the recorded ETag.
+        let mut d = Destination::new(&path).resumable(true).expect_sha256(a);
+        d.save_sidecar(sidecar(Some(etag))).await.unwrap();
+        let r = d.open(Some(10), Some((4, Some("\"other\"")))).unwrap();
+        assert!(r.done.is_empty());
+    }
+
+    /// A sidecar written before validators and hashes were recorded
+    /// (`"etag": null`, no `sha256`) is still read, and fits a download
+    /// that expects no particular SHA-256.
+    #[test]
+    fn an_older_sidecar_still_reads() {
+        let sc: Sidecar =
+            serde_json::from_str(r#"{"size":10,"part_size":4,"etag":null,"done":[1]}"#).unwrap();
+        assert_eq!((sc.validator, sc.sha256, sc.done), (None, None, vec![1]));
     }
 }

@@ -3,11 +3,11 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use bytes::Bytes;
-use http::header::{CONTENT_RANGE, IF_MATCH, RANGE};
+use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::body::{Body, Response, FILE_BLOCK};
 use crate::client::HttpClient;
-use crate::dest::{Destination, Sidecar};
+use crate::dest::{Destination, Sidecar, Validator};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressGuard};
 use crate::retry::RetryConfig;
@@ -37,6 +37,20 @@ use crate::util::{hex, new_request, parse_content_range_exact, redact_url};
 ///
 /// A size of 0 is accepted and produces an empty file without any request
 /// (the caller decides whether an empty image is an error).
+///
+/// Parts of two versions of the object are never put together. The first
+/// part answers give the object's validator (its `ETag`, or its
+/// `Last-Modified` when it has no `ETag`); every later part is asked for
+/// with `If-Match: <etag>` (`If-Unmodified-Since: <date>` for a
+/// `Last-Modified`), and every answer's validator must be the same. A
+/// resumable destination records the validator in its sidecar, and a
+/// resumed download asks for the missing parts on the same condition. When
+/// the object changed (a 412, or another validator in an answer) the
+/// download starts over once from nothing: the partial file is discarded,
+/// every part fetched again and the whole verified. `If-Match` rather than
+/// `If-Range`: a changed object then answers a short 412 to each part, not
+/// the whole new object to a request for one part. A weak `ETag` (`W/…`)
+/// is compared but not sent, since `If-Match` compares strongly.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RangedDownload {
@@ -53,8 +67,11 @@ pub struct RangedDownload {
     pub concurrency: usize,
     /// Retry policy of each part.
     pub retry: RetryConfig,
-    /// Sent as `If-Match` with every part, so that parts of different
-    /// versions of the object are never mixed.
+    /// Sent as `If-Match` with every part: only this version of the object
+    /// is fetched (a resumed download continues only from parts of it),
+    /// and a change fails the download with [`Error::Changed`] instead of
+    /// starting over. Without it, the version is the one the first part
+    /// answers name (see above).
     pub if_match: Option<String>,
 }
 
@@ -97,7 +114,7 @@ impl RangedDownload {
         self
     }
 
-    /// Sends `If-Match: etag` with every part.
+    /// Sends `If-Match: etag` with every part (see the field).
     pub fn if_match(mut self, etag: impl Into<String>) -> Self {
         self.if_match = Some(etag.into());
         self
@@ -257,9 +274,19 @@ impl HttpClient {
             )));
         }
         let guard = ProgressGuard::new(progress.clone());
-        let (sha, fetched) = self
-            .download_ranged_inner(&job, &mut dest, &progress)
-            .await?;
+        let counted = Arc::new(HighWater::new(progress.clone()));
+        let sink: Arc<dyn Progress> = counted.clone();
+        let (sha, fetched) = match self.download_ranged_inner(&job, &mut dest, &sink).await {
+            // The object changed (since the partial file was made, or
+            // while the parts came): start over from nothing, once.
+            Err(e) if e.is_changed() && job.if_match.is_none() => {
+                tracing::info!(url = %redact_url(&job.url), error = %e, "the object changed; starting the download over");
+                dest.discard();
+                counted.next_attempt();
+                self.download_ranged_inner(&job, &mut dest, &sink).await?
+            }
+            r => r?,
+        };
         let path = dest.commit(sha).await?;
         guard.finish();
         Ok(Downloaded {
@@ -276,10 +303,17 @@ impl HttpClient {
         dest: &mut Destination,
         progress: &Arc<dyn Progress>,
     ) -> Result<([u8; 32], u64)> {
-        let mut done = dest.open(
+        let resumed = dest.open(
             Some(job.size),
             Some((job.part_size, job.if_match.as_deref())),
         )?;
+        let mut done = resumed.done;
+        let version = Arc::new(Version::new(
+            job.if_match
+                .clone()
+                .map(Validator::Etag)
+                .or(resumed.validator),
+        ));
         let parts = job.parts();
         done.retain(|&d| d < parts);
         done.sort_unstable();
@@ -305,16 +339,17 @@ impl HttpClient {
         loop {
             while set.len() < job.concurrency {
                 let Some(idx) = todo.next() else { break };
-                let (client, job, file, path, progress) = (
+                let (client, job, file, path, progress, version) = (
                     self.clone(),
                     job.clone(),
                     file.clone(),
                     path.clone(),
                     progress.clone(),
+                    version.clone(),
                 );
-                set.spawn(
-                    async move { fetch_part(&client, &job, idx, &file, &path, &*progress).await },
-                );
+                set.spawn(async move {
+                    fetch_part(&client, &job, &version, idx, &file, &path, &*progress).await
+                });
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -332,7 +367,8 @@ impl HttpClient {
                 dest.save_sidecar(Sidecar {
                     size: job.size,
                     part_size: job.part_size,
-                    etag: job.if_match.clone(),
+                    validator: version.get(),
+                    sha256: None,
                     done: done.clone(),
                 })
                 .await?;
@@ -503,10 +539,135 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
+/// Progress of a download that may start over: each byte is reported
+/// once (an attempt reports only what goes beyond the furthest point an
+/// earlier one reached).
+struct HighWater {
+    inner: Arc<dyn Progress>,
+    reached: AtomicU64,
+    this_attempt: AtomicU64,
+}
+
+impl HighWater {
+    fn new(inner: Arc<dyn Progress>) -> HighWater {
+        HighWater {
+            inner,
+            reached: AtomicU64::new(0),
+            this_attempt: AtomicU64::new(0),
+        }
+    }
+
+    fn next_attempt(&self) {
+        self.this_attempt.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Progress for HighWater {
+    fn total(&self, bytes: u64) {
+        self.inner.total(bytes);
+    }
+
+    fn increment(&self, bytes: u64) {
+        let now = self.this_attempt.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let before = self.reached.fetch_max(now, Ordering::Relaxed);
+        if now > before {
+            self.inner.increment(now - before);
+        }
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
+    }
+
+    fn abort(&self) {
+        self.inner.abort();
+    }
+}
+
+/// The version of the object the parts of one download come from: known
+/// from the start (the caller's `If-Match`, or the validator of the parts
+/// a resumed download continues from), or learnt from the first answer
+/// that names one.
+#[derive(Debug)]
+struct Version(std::sync::Mutex<Option<Validator>>);
+
+impl Version {
+    fn new(known: Option<Validator>) -> Version {
+        Version(std::sync::Mutex::new(known))
+    }
+
+    fn get(&self) -> Option<Validator> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn describe(&self) -> String {
+        match self.get() {
+            Some(Validator::Etag(t)) => format!("ETag {t}"),
+            Some(Validator::LastModified(d)) => format!("Last-Modified {d}"),
+            None => "the same".into(),
+        }
+    }
+
+    /// Adds the condition that the object is still this version:
+    /// `If-Match` for a strong `ETag`, `If-Unmodified-Since` for a
+    /// `Last-Modified` (a weak `ETag` never matches `If-Match`, so it is
+    /// only compared). Returns whether a condition was added.
+    fn condition(&self, headers: &mut HeaderMap) -> Result<bool> {
+        let (name, value) = match self.get() {
+            Some(Validator::Etag(t)) if !t.starts_with("W/") => (IF_MATCH, t),
+            Some(Validator::LastModified(d)) => (IF_UNMODIFIED_SINCE, d),
+            _ => return Ok(false),
+        };
+        let v = HeaderValue::from_str(&value).map_err(|_| {
+            Error::InvalidRequest(format!("{name} value {value:?} is not a valid header"))
+        })?;
+        headers.insert(name, v);
+        Ok(true)
+    }
+
+    /// Checks the validator of a part's answer against the version (the
+    /// first answer that has one sets it).
+    fn check(&self, headers: &HeaderMap, url: &str) -> Result<()> {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (etag, modified) = (text(ETAG), text(LAST_MODIFIED));
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (what, had, got) = match (&*known, etag, modified) {
+            (None, Some(t), _) => {
+                *known = Some(Validator::Etag(t));
+                return Ok(());
+            }
+            (None, None, Some(d)) => {
+                *known = Some(Validator::LastModified(d));
+                return Ok(());
+            }
+            // Weak comparison: the same opaque tag, strong or weak.
+            (Some(Validator::Etag(had)), Some(got), _)
+                if had.trim_start_matches("W/") != got.trim_start_matches("W/") =>
+            {
+                ("ETag", had.clone(), got)
+            }
+            (Some(Validator::LastModified(had)), _, Some(got)) if *had != got => {
+                ("Last-Modified", had.clone(), got)
+            }
+            _ => return Ok(()),
+        };
+        Err(Error::Changed {
+            url: url.to_string(),
+            reason: format!("{what} {got} where the parts before had {had}"),
+        })
+    }
+}
+
 /// Fetches one part with retries; returns its index.
 async fn fetch_part(
     client: &HttpClient,
     job: &RangedDownload,
+    version: &Version,
     idx: u64,
     file: &Arc<File>,
     path: &Arc<PathBuf>,
@@ -515,7 +676,17 @@ async fn fetch_part(
     let mut attempts = crate::retry::Attempts::new(&job.retry, &Method::GET);
     let mut reported = 0u64;
     loop {
-        let r = fetch_part_once(client, job, idx, file, path, progress, &mut reported).await;
+        let r = fetch_part_once(
+            client,
+            job,
+            version,
+            idx,
+            file,
+            path,
+            progress,
+            &mut reported,
+        )
+        .await;
         let e = match r {
             Ok(()) => return Ok(idx),
             Err(e) => e,
@@ -535,9 +706,11 @@ async fn fetch_part(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fetch_part_once(
     client: &HttpClient,
     job: &RangedDownload,
+    version: &Version,
     idx: u64,
     file: &Arc<File>,
     path: &Arc<PathBuf>,
@@ -549,14 +722,26 @@ async fn fetch_part_once(
     let mut req = new_request(Method::GET, &job.url, &job.headers, Body::empty())?;
     let range = HeaderValue::from_str(&format!("bytes={start}-{last}")).expect("ascii");
     req.headers_mut().insert(RANGE, range);
-    if let Some(etag) = &job.if_match {
-        let v = HeaderValue::from_str(etag)
-            .map_err(|_| Error::InvalidRequest("If-Match value is not a valid header".into()))?;
-        req.headers_mut().insert(IF_MATCH, v);
-    }
+    let conditional = version.condition(req.headers_mut())?;
     let resp = client.send(req).await?;
     let url = resp.url().to_string();
     match resp.status() {
+        StatusCode::PRECONDITION_FAILED if conditional => {
+            let now = resp
+                .headers()
+                .get(ETAG)
+                .or_else(|| resp.headers().get(LAST_MODIFIED))
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!(" (now {v})"))
+                .unwrap_or_default();
+            return Err(Error::Changed {
+                url,
+                reason: format!(
+                    "412 to the condition that it is still {}{now}",
+                    version.describe()
+                ),
+            });
+        }
         StatusCode::PARTIAL_CONTENT => {
             let cr = resp
                 .headers()
@@ -592,6 +777,7 @@ async fn fetch_part_once(
             ));
         }
     }
+    version.check(resp.headers(), &url)?;
     if let Some(cl) = resp.content_length() {
         if cl != len {
             return Err(Error::invalid(

@@ -119,6 +119,20 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// The object changed under a ranged download: a part answered 412 to
+    /// its `If-Match` / `If-Unmodified-Since`, or with another `ETag` or
+    /// `Last-Modified` than the parts before it. Parts of two versions are
+    /// never put together; [`HttpClient::download_ranged`](crate::HttpClient::download_ranged)
+    /// starts over once on this error, and gives it only when the object
+    /// changes again (or when the caller asked for one version with
+    /// [`RangedDownload::if_match`](crate::RangedDownload::if_match)).
+    #[error("{url}: the object changed during the download: {reason}")]
+    Changed {
+        /// The redacted URL.
+        url: String,
+        /// What showed the change.
+        reason: String,
+    },
     /// The bytes received do not have the expected SHA-256.
     #[error("digest mismatch: expected sha256 {expected}, got {actual}")]
     DigestMismatch {
@@ -197,6 +211,12 @@ impl Error {
     /// True when a timeout elapsed (connect, headers or body read).
     pub fn is_timeout(&self) -> bool {
         matches!(self.inner(), Error::Timeout { .. })
+    }
+
+    /// True when the object changed under a ranged download
+    /// ([`Error::Changed`]).
+    pub fn is_changed(&self) -> bool {
+        matches!(self.inner(), Error::Changed { .. })
     }
 
     /// True when no connection could be made.

@@ -567,3 +567,300 @@ async fn resume_with_other_part_size_starts_over() {
     assert_eq!((server.seen().len() - before) as u64, all);
     assert_eq!(files_in(dir.path()), vec!["img"]);
 }
+
+/// How a replaceable object names its version.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Names {
+    /// No validator at all.
+    Nothing,
+    /// `ETag: "v<n>"`.
+    Etag,
+    /// `Last-Modified: <a date that grows with n>`.
+    LastModified,
+}
+
+/// An object that can be replaced by other bytes, version by version.
+struct Object {
+    data: Arc<Vec<u8>>,
+    version: u32,
+}
+
+impl Names {
+    /// The response header naming version `n`, and the request header
+    /// that asks for it.
+    fn headers(self, n: u32) -> Option<(&'static str, String, &'static str)> {
+        match self {
+            Names::Nothing => None,
+            Names::Etag => Some(("etag", format!("\"v{n}\""), "if-match")),
+            Names::LastModified => Some((
+                "last-modified",
+                format!("Wed, {:02} Oct 2025 07:28:00 GMT", n),
+                "if-unmodified-since",
+            )),
+        }
+    }
+}
+
+/// Serves `obj` with its validator; part 4 answers 403 while `fail` is
+/// set. With `honour`, a request whose precondition names another version
+/// answers 412 (a later version always has a later date, so "not equal"
+/// is "modified since").
+fn versioned(
+    obj: Arc<Mutex<Object>>,
+    names: Names,
+    honour: bool,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |seen| {
+        let o = obj.lock().unwrap();
+        if fail.load(Ordering::SeqCst) && is_part(seen, 3 * PART) {
+            return Reply::status(403);
+        }
+        let Some((name, value, condition)) = names.headers(o.version) else {
+            return serve_range(&o.data, seen);
+        };
+        if let Some(asked) = seen.headers.get(condition) {
+            if honour && asked.to_str().unwrap() != value {
+                return Reply::status(412).header(name, value);
+            }
+        }
+        serve_range(&o.data, seen).header(name, value)
+    }
+}
+
+/// The precondition a request carried, if any.
+fn precondition(seen: &Seen) -> Option<String> {
+    ["if-match", "if-unmodified-since", "if-range"]
+        .iter()
+        .find_map(|h| seen.headers.get(*h))
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// A resumable download fails at part 4 (parts 1-3 are kept), the object
+/// is then replaced by other bytes of the same size, and the resumed
+/// download must give exactly the new bytes: with a validator the
+/// server honours (412), one it ignores (the answers name another
+/// version), as ETag or as Last-Modified.
+#[tokio::test]
+async fn resume_after_the_object_changed_starts_over() {
+    for (names, honour) in [
+        (Names::Etag, true),
+        (Names::Etag, false),
+        (Names::LastModified, true),
+        (Names::LastModified, false),
+    ] {
+        let what = format!("{names:?}, honoured: {honour}");
+        let obj = Arc::new(Mutex::new(Object {
+            data: Arc::new(data(SIZE, 20)),
+            version: 1,
+        }));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let server = TestServer::start(versioned(obj.clone(), names, honour, fail.clone())).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let dest = || Destination::new(&path).resumable(true);
+        let err = client()
+            .download_ranged(
+                &job(&server, SIZE).concurrency(1),
+                dest(),
+                Arc::new(NoProgress),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(http::StatusCode::FORBIDDEN), "{what}");
+        assert!(dir.path().join(".img.part").exists(), "{what}");
+
+        let new = Arc::new(data(SIZE, 21));
+        *obj.lock().unwrap() = Object {
+            data: new.clone(),
+            version: 2,
+        };
+        fail.store(false, Ordering::SeqCst);
+        let old = names.headers(1).unwrap().1;
+        let before = server.seen().len();
+        let progress = Arc::new(Counter(AtomicU64::new(0), AtomicU64::new(0)));
+        let got = client()
+            .download_ranged(&job(&server, SIZE), dest(), progress.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            std::fs::read(&path).unwrap() == *new,
+            "{what}: not the new bytes"
+        );
+        assert_eq!(
+            got.sha256,
+            <[u8; 32]>::from(Sha256::digest(&*new)),
+            "{what}"
+        );
+        let parts = SIZE.div_ceil(PART as usize) as u64;
+        assert_eq!(got.parts_fetched, parts, "{what}: everything fetched again");
+        assert_eq!(
+            progress.1.load(Ordering::SeqCst),
+            SIZE as u64,
+            "{what}: bytes counted once"
+        );
+        // Some requests asked for the old version (all of them for missing
+        // parts); then every part was asked for once, never for the old
+        // version again.
+        let seen = server.seen()[before..].to_vec();
+        let (for_old, fresh): (Vec<_>, Vec<_>) = seen
+            .iter()
+            .partition(|s| precondition(s).as_deref() == Some(old.as_str()));
+        assert!(!for_old.is_empty(), "{what}: {seen:?}");
+        assert!(
+            for_old.iter().all(|s| !is_part(s, 0)),
+            "{what}: parts kept were asked for: {for_old:?}"
+        );
+        let mut starts: Vec<u64> = fresh
+            .iter()
+            .map(|s| parse_range(&s.range().unwrap()).0)
+            .collect();
+        starts.sort_unstable();
+        let all: Vec<u64> = (0..parts).map(|i| i * PART).collect();
+        assert_eq!(starts, all, "{what}");
+        assert_eq!(files_in(dir.path()), vec!["img"], "{what}");
+    }
+}
+
+/// A sidecar made for one expected SHA-256 is not used by a download that
+/// expects another (the tag moved to another image): it starts over
+/// without asking for the old parts, even from a server that names no
+/// version at all.
+#[tokio::test]
+async fn resume_expecting_another_digest_starts_over_without_asking() {
+    let old = Arc::new(data(SIZE, 22));
+    let obj = Arc::new(Mutex::new(Object {
+        data: old.clone(),
+        version: 1,
+    }));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let server =
+        TestServer::start(versioned(obj.clone(), Names::Nothing, false, fail.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    client()
+        .download_ranged(
+            &job(&server, SIZE).concurrency(1),
+            Destination::new(&path)
+                .resumable(true)
+                .expect_sha256(Sha256::digest(&*old).into()),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(dir.path().join(".img.part").exists());
+
+    let new = Arc::new(data(SIZE, 23));
+    *obj.lock().unwrap() = Object {
+        data: new.clone(),
+        version: 2,
+    };
+    fail.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let got = client()
+        .download_ranged(
+            &job(&server, SIZE),
+            Destination::new(&path)
+                .resumable(true)
+                .expect_sha256(Sha256::digest(&*new).into()),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    assert!(std::fs::read(&path).unwrap() == *new, "not the new bytes");
+    let parts = SIZE.div_ceil(PART as usize) as u64;
+    assert_eq!(got.parts_fetched, parts);
+    let seen = server.seen()[before..].to_vec();
+    assert_eq!(seen.len() as u64, parts, "one request per part: {seen:?}");
+    assert!(seen.iter().all(|s| precondition(s).is_none()), "{seen:?}");
+    assert_eq!(files_in(dir.path()), vec!["img"]);
+}
+
+/// The sidecar of an interrupted download names the version the parts
+/// came from and the SHA-256 the file must have; the resumed download asks
+/// for the missing parts on that condition.
+#[tokio::test]
+async fn the_sidecar_records_the_validator_and_the_expected_digest() {
+    let bytes = Arc::new(data(SIZE, 24));
+    let sha: [u8; 32] = Sha256::digest(&*bytes).into();
+    let obj = Arc::new(Mutex::new(Object {
+        data: bytes.clone(),
+        version: 7,
+    }));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let server = TestServer::start(versioned(obj, Names::Etag, true, fail.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let dest = || Destination::new(&path).resumable(true).expect_sha256(sha);
+    client()
+        .download_ranged(
+            &job(&server, SIZE).concurrency(1),
+            dest(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    let text = std::fs::read(dir.path().join(".img.part.json")).unwrap();
+    let sidecar: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(sidecar["validator"], serde_json::json!({"etag": "\"v7\""}));
+    assert_eq!(
+        sidecar["sha256"],
+        serde_json::json!(library_transport::hex(&sha))
+    );
+    assert_eq!(sidecar["done"], serde_json::json!([0, 1, 2]));
+    // The first part request carried no condition (nothing known yet);
+    // the second and third asked for "v7".
+    let seen = server.seen();
+    assert_eq!(precondition(&seen[0]), None);
+    assert_eq!(precondition(&seen[1]).as_deref(), Some("\"v7\""));
+
+    fail.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let got = client()
+        .download_ranged(&job(&server, SIZE), dest(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(got.sha256, sha);
+    let parts = SIZE.div_ceil(PART as usize) as u64;
+    assert_eq!(got.parts_fetched, parts - 3);
+    let resumed = server.seen()[before..].to_vec();
+    assert_eq!(resumed.len() as u64, parts - 3);
+    assert!(
+        resumed
+            .iter()
+            .all(|s| precondition(s).as_deref() == Some("\"v7\"")),
+        "{resumed:?}"
+    );
+}
+
+/// A caller that asks for one version with `if_match` gets
+/// [`Error::Changed`] when the object is another, not the other's bytes,
+/// and nothing is left behind.
+#[tokio::test]
+async fn a_change_under_the_callers_if_match_fails_cleanly() {
+    let obj = Arc::new(Mutex::new(Object {
+        data: Arc::new(data(SIZE, 25)),
+        version: 2,
+    }));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = TestServer::start(versioned(obj, Names::Etag, true, fail)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = client()
+        .download_ranged(
+            &job(&server, SIZE).concurrency(1).if_match("\"v1\""),
+            Destination::new(dir.path().join("img")),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_changed(), "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("412"), "{err}");
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+    // The 412 is final: no retry, no start over.
+    assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+}

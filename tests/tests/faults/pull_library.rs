@@ -61,9 +61,11 @@ fn persistent(action: FaultAction) -> Fault {
 }
 
 /// The whole check for a fault that makes a pull fail: a plain pull fails
-/// as `expect` says and leaves nothing; a resumable pull fails the same
-/// way and keeps at most its partial file; the resumed pull then fetches
-/// only what is missing and gives the exact image.
+/// as `expect` says and leaves nothing; a resumable pull (one part at a
+/// time, so that exactly the first two parts are complete when the third
+/// fails) fails the same way and keeps at most its partial file; the
+/// resumed pull then fetches exactly the three missing parts and gives the
+/// exact image.
 async fn fails_then_resumes(
     s: &TestServer,
     what: &str,
@@ -78,10 +80,11 @@ async fn fails_then_resumes(
     d.assert_untouched(what);
 
     s.inject(fault());
-    let e = c
-        .download_image(&d.dest, &pull().resume(true))
-        .await
-        .unwrap_err();
+    let one_at_a_time = pull().resume(true).downloader(Downloader {
+        concurrency: 1,
+        part_size: PART,
+    });
+    let e = c.download_image(&d.dest, &one_at_a_time).await.unwrap_err();
     assert!(
         expect(&e),
         "{what} (resumable): unexpected error {e} / {e:?}"
@@ -95,10 +98,12 @@ async fn fails_then_resumes(
         .unwrap();
     assert!(got.verified);
     d.assert_pulled(&image(), what);
-    let fetched = part_requests(s).len();
-    assert!(
-        fetched < 5,
-        "{what}: the resumed pull fetched {fetched} parts, the partial file held some"
+    let mut fetched = part_requests(s);
+    fetched.sort_unstable();
+    assert_eq!(
+        fetched,
+        [Some(FAULTY), Some(3 * PART), Some(4 * PART)],
+        "{what}: the resumed pull fetches the parts the partial file lacks"
     );
 }
 
@@ -530,4 +535,74 @@ async fn the_same_faults_on_a_streamed_pull() {
     let e = c.download_image(&d.dest, &stream).await.unwrap_err();
     assert!(e.is_integrity(), "{e:?}");
     d.assert_untouched("corrupt stream");
+}
+
+/// The range starts of the ranged GETs of the image, on either listener.
+fn ranged_gets(s: &TestServer) -> Vec<u64> {
+    let mut starts: Vec<u64> = s
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| {
+            r.header("range")?
+                .strip_prefix("bytes=")?
+                .split_once('-')?
+                .0
+                .parse()
+                .ok()
+        })
+        .collect();
+    starts.sort_unstable();
+    starts
+}
+
+/// A resumable pull fails at its third part (the first two are kept),
+/// then the tag moves to another image of the same size: the next pull
+/// must give exactly the new image, verified, having fetched all of it
+/// (the kept parts are of the old one), whether the library redirects to
+/// its blob listener or serves the ranges itself.
+#[tokio::test]
+async fn a_resume_after_the_tag_moved_to_another_image_of_the_same_size() {
+    for (mode, endpoint) in [
+        (DownloadMode::RedirectOtherListener, Endpoint::Blob),
+        (DownloadMode::Stream, Endpoint::ImageFile),
+    ] {
+        let what = format!("{mode:?}");
+        let s = server(mode).await;
+        let c = client(&s.url());
+        let d = DestDir::new();
+        s.inject(
+            Fault::new(endpoint, FaultAction::Status(503))
+                .range_start(FAULTY)
+                .times(ATTEMPTS),
+        );
+        let one_at_a_time = pull().resume(true).downloader(Downloader {
+            concurrency: 1,
+            part_size: PART,
+        });
+        let e = c.download_image(&d.dest, &one_at_a_time).await.unwrap_err();
+        assert_eq!(
+            e.status(),
+            Some(http::StatusCode::SERVICE_UNAVAILABLE),
+            "{what}: {e}"
+        );
+        d.assert_untouched_resumable(&what);
+        assert_eq!(ranged_gets(&s), [0, PART, FAULTY, FAULTY, FAULTY], "{what}");
+
+        let new = random_bytes(SIZE, 12);
+        s.add_image("e", "c", "k", &["latest"], "amd64", new.clone());
+        s.clear_requests();
+        let got = c
+            .download_image(&d.dest, &pull().resume(true))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(got.verified, "{what}");
+        assert_eq!(got.sha256, sha256_hex(&new), "{what}");
+        d.assert_pulled(&new, &what);
+        assert_eq!(
+            ranged_gets(&s),
+            [0, PART, 2 * PART, 3 * PART, 4 * PART],
+            "{what}: every part of the new image, once"
+        );
+    }
 }

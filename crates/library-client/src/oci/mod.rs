@@ -36,6 +36,7 @@ mod push;
 mod registry;
 
 pub use auth::{parse_www_authenticate, AuthChallenge, AuthHeaderError, AuthScheme};
+pub use push::parse_upload_range;
 pub use registry::OciRegistry;
 
 /// The header in which a registry states the digest of what it serves or

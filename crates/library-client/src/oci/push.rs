@@ -13,7 +13,7 @@ use library_model::{
     Descriptor, ImageIndex, ImageManifest, Platform, SifConfig, MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SIF_CONFIG, MEDIA_TYPE_SIF_LAYER,
 };
-use library_transport::{hex, redact_url, Progress};
+use library_transport::{hex, redact_url, HeaderParseError, Progress};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -49,6 +49,35 @@ impl Source {
             }
         }
     }
+}
+
+/// Reads the `Range` header a registry gives about a chunked upload in
+/// progress (`0-<last>`, the OCI distribution spec's form, without a
+/// unit) into the number of bytes it holds, `last + 1`.
+///
+/// The value must be `0-` and decimal digits (no sign, no spaces):
+/// anything else is [`HeaderParseError::Malformed`], and a `last` of
+/// `u64::MAX` or beyond (whose successor no `u64` holds) is
+/// [`HeaderParseError::IntRange`]. `0-0` gives 1, although registries
+/// also send it for an empty upload: the caller decides what to trust.
+///
+/// ```
+/// use library_client::oci::parse_upload_range;
+/// assert_eq!(parse_upload_range("0-1023"), Ok(1024));
+/// assert_eq!(parse_upload_range("0-0"), Ok(1));
+/// assert!(parse_upload_range("bytes=0-1023").is_err());
+/// assert!(parse_upload_range("0-18446744073709551615").is_err());
+/// ```
+pub fn parse_upload_range(value: &str) -> std::result::Result<u64, HeaderParseError> {
+    let malformed = || HeaderParseError::Malformed(value.to_string());
+    let last = value.strip_prefix("0-").ok_or_else(malformed)?;
+    if last.is_empty() || !last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    last.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| HeaderParseError::IntRange(value.to_string()))
 }
 
 /// What the registry says about an upload in progress.
@@ -426,7 +455,7 @@ impl OciRegistry {
                             let attempt = attempts.retries();
                             tracing::debug!(offset, attempt, error = %e, delay_ms = d.as_millis() as u64, "chunk failed; asking the registry where the upload stands");
                             tokio::time::sleep(d).await;
-                            match self.upload_status(&loc, scope).await {
+                            match self.upload_status(&loc, scope).await? {
                                 Resync::At(at, next)
                                     if at >= offset && at <= offset + len && at > 0 =>
                                 {
@@ -505,7 +534,9 @@ impl OciRegistry {
     }
 
     /// `GET` on an upload: where the registry stands (`Range: 0-<last>`).
-    async fn upload_status(&self, loc: &Url, scope: &str) -> Resync {
+    /// A `Range` with a number no offset can be is an invalid response;
+    /// anything else unusable starts the upload over.
+    async fn upload_status(&self, loc: &Url, scope: &str) -> Result<Resync> {
         let resp = match self
             .send(Method::GET, loc, &HeaderMap::new(), None, scope)
             .await
@@ -513,25 +544,37 @@ impl OciRegistry {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "upload status unavailable");
-                return Resync::Restart;
+                return Ok(Resync::Restart);
             }
         };
         if resp.status() != StatusCode::NO_CONTENT {
             tracing::debug!(status = %resp.status(), "upload status refused");
-            return Resync::Restart;
+            return Ok(Resync::Restart);
         }
-        let end = resp
-            .headers()
-            .get(RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|r| r.strip_prefix("0-"))
-            .and_then(|n| n.parse::<u64>().ok());
+        let held = match resp.headers().get(RANGE).map(|v| v.to_str()) {
+            Some(Ok(r)) => match parse_upload_range(r) {
+                Ok(n) => Some(n),
+                Err(e @ HeaderParseError::IntRange(_)) => {
+                    return Err(Error::Transport(
+                        library_transport::Error::InvalidResponse {
+                            url: redact_url(loc),
+                            reason: format!("upload status Range: {e}"),
+                        },
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "upload status Range unusable");
+                    None
+                }
+            },
+            _ => None,
+        };
         let next = location(&resp, loc).ok();
-        match (end, next) {
+        Ok(match (held, next) {
             // `0-0` is either nothing or one byte: start over to be sure.
-            (Some(last), Some(next)) if last > 0 => Resync::At(last + 1, next),
+            (Some(held), Some(next)) if held > 1 => Resync::At(held, next),
             _ => Resync::Restart,
-        }
+        })
     }
 
     /// `PUT <upload>?digest=`: close the upload.
@@ -622,4 +665,43 @@ pub(crate) fn facts(path: &Path) -> Result<(String, bool, bool)> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ranges() {
+        assert_eq!(parse_upload_range("0-0"), Ok(1));
+        assert_eq!(parse_upload_range("0-5242879"), Ok(5 << 20));
+        assert_eq!(parse_upload_range("0-007"), Ok(8));
+        assert_eq!(parse_upload_range("0-18446744073709551614"), Ok(u64::MAX));
+        for big in ["0-18446744073709551615", "0-99999999999999999999999"] {
+            assert_eq!(
+                parse_upload_range(big),
+                Err(HeaderParseError::IntRange(big.into()))
+            );
+        }
+        for bad in [
+            "",
+            "0-",
+            "0",
+            "1-5",
+            "0-+5",
+            "0--1",
+            "0- 5",
+            " 0-5",
+            "0-5 ",
+            "bytes=0-5",
+            "0-5-6",
+            "0-５",
+        ] {
+            assert_eq!(
+                parse_upload_range(bad),
+                Err(HeaderParseError::Malformed(bad.into())),
+                "{bad:?}"
+            );
+        }
+    }
 }
