@@ -82,13 +82,14 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
             part_size: a.part_size,
         })
         .resume(a.resume)
+        .replace_existing(a.force)
         .progress(sink);
     tracing::info!(reference = %shown, %arch, dest = %dest.display(), "pull");
     let started = Instant::now();
     let pulled = client
         .download_image(&dest, &pull)
         .await
-        .map_err(|e| CliError::client(&format!("pulling {shown} ({arch})"), &e, SEE_WHAT_EXISTS))?;
+        .map_err(|e| pull_error(&format!("pulling {shown} ({arch})"), &e))?;
     let elapsed = started.elapsed();
     let transfer = match pulled.transfer {
         Transfer::Ranged => "ranged",
@@ -128,6 +129,23 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// A failed pull as the tool reports it: a destination that appeared while
+/// the pull ran (without `--force`) is a usage error, as one that existed
+/// before is.
+fn pull_error(doing: &str, e: &library_client::Error) -> CliError {
+    match e {
+        library_client::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            CliError::usage(
+                format!("{doing}: {}", crate::errors::chain(e)),
+                "use --force to replace it, or give another destination",
+            )
+        }
+        e => CliError::client(doing, e, SEE_WHAT_EXISTS),
+    }
 }
 
 /// The result of `push`, as `--json` prints it.
@@ -571,4 +589,29 @@ pub fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
     clap_complete::generate(shell, &mut cmd, "scs-library", &mut buf);
     out(&String::from_utf8_lossy(&buf));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_that_appeared_is_a_usage_error() {
+        let appeared = library_client::Error::Io {
+            path: "x.sif".into(),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "now exists"),
+        };
+        let e = pull_error("pulling x", &appeared);
+        assert_eq!(e.code, crate::errors::USAGE);
+        assert!(
+            e.what.contains("x.sif") && e.what.contains("now exists"),
+            "{e}"
+        );
+        assert!(e.hint.contains("--force"), "{e}");
+        let other = library_client::Error::Io {
+            path: "x.sif".into(),
+            source: std::io::Error::other("disk"),
+        };
+        assert_eq!(pull_error("pulling x", &other).code, crate::errors::OTHER);
+    }
 }

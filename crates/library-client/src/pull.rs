@@ -61,6 +61,8 @@ pub struct Pull {
     pub(crate) downloader: Downloader,
     pub(crate) resume: bool,
     pub(crate) progress: Arc<dyn Progress>,
+    pub(crate) replace: bool,
+    pub(crate) max_size: u64,
 }
 
 impl fmt::Debug for Pull {
@@ -93,7 +95,32 @@ impl Pull {
             downloader: Downloader::default(),
             resume: false,
             progress: Arc::new(NoProgress),
+            replace: true,
+            max_size: library_transport::DEFAULT_MAX_IMAGE_SIZE,
         }
+    }
+
+    /// Whether an existing file at the destination may be replaced
+    /// (default: yes, atomically).
+    ///
+    /// With `false` the pull fails with an [`Error::Io`] of kind
+    /// [`AlreadyExists`](std::io::ErrorKind::AlreadyExists) naming the
+    /// destination when it exists before the pull, or when a file appears
+    /// there while the pull runs: the final rename never replaces it.
+    pub fn replace_existing(mut self, yes: bool) -> Pull {
+        self.replace = yes;
+        self
+    }
+
+    /// The largest image accepted (default
+    /// [`DEFAULT_MAX_IMAGE_SIZE`](library_transport::DEFAULT_MAX_IMAGE_SIZE),
+    /// 1 TiB). A larger size stated by the server is refused before
+    /// anything is created or downloaded; so is a size the destination's
+    /// file system has no room for (an [`Error::Io`] of kind
+    /// [`StorageFull`](std::io::ErrorKind::StorageFull)).
+    pub fn max_image_size(mut self, bytes: u64) -> Pull {
+        self.max_size = bytes;
+        self
     }
 
     /// The tag (or `sha256.<hex>` image hash) to pull; default `latest`.
@@ -222,7 +249,8 @@ impl Client {
     /// SHA-256 (an old `sif.<uuid>` hash) gives an unverified image
     /// ([`PulledImage::verified`] is false). The bytes land in a temporary file beside `dest`, renamed into
     /// place only when complete and verified: on failure `dest` is left as
-    /// it was. An existing `dest` is replaced atomically.
+    /// it was. An existing `dest` is replaced atomically, unless
+    /// [`Pull::replace_existing`] says not to.
     ///
     /// The library's token goes to the redirect target only when it is on
     /// the library's own origin (scheme, host and port).
@@ -281,7 +309,10 @@ impl Client {
         let r = async {
             loop {
                 progress.next_attempt();
-                let mut d = Destination::new(dest).resumable(false);
+                let mut d = Destination::new(dest)
+                    .resumable(false)
+                    .replace(pull.replace)
+                    .max_size(pull.max_size);
                 if let Some(hex) = expected {
                     d = d.expect_sha256_hex(hex)?;
                 }
@@ -421,7 +452,10 @@ impl Client {
         size: u64,
         expected: Option<String>,
     ) -> Result<PulledImage> {
-        let mut d = Destination::new(dest).resumable(pull.resume);
+        let mut d = Destination::new(dest)
+            .resumable(pull.resume)
+            .replace(pull.replace)
+            .max_size(pull.max_size);
         if let Some(hex) = &expected {
             d = d.expect_sha256_hex(hex)?;
         }

@@ -39,7 +39,13 @@ pub struct Destination {
     temp: Option<PathBuf>,
     file: Option<Arc<File>>,
     committed: bool,
+    replace: bool,
+    max_size: u64,
 }
+
+/// The largest download a [`Destination`] takes unless told otherwise
+/// (see [`Destination::max_size`]): 1 TiB.
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 40;
 
 /// What a resumable ranged download records beside its partial file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,7 +92,34 @@ impl Destination {
             temp: None,
             file: None,
             committed: false,
+            replace: true,
+            max_size: DEFAULT_MAX_IMAGE_SIZE,
         }
+    }
+
+    /// Whether the final rename may replace a file already at the
+    /// destination (default: yes, atomically).
+    ///
+    /// With `false` the download fails, before any request, when the
+    /// destination exists, and the final rename itself refuses to replace
+    /// (`renameat2` with `RENAME_NOREPLACE`, or a hard link and an unlink
+    /// where the kernel or the file system lacks it): a file that appears
+    /// under the destination name while the download runs is never
+    /// clobbered. Either way the error is an [`Error::Io`] naming the
+    /// destination, of kind [`std::io::ErrorKind::AlreadyExists`], and the
+    /// temporary file is removed (or kept, when resumable).
+    pub fn replace(mut self, yes: bool) -> Destination {
+        self.replace = yes;
+        self
+    }
+
+    /// The largest size this destination takes (default
+    /// [`DEFAULT_MAX_IMAGE_SIZE`], 1 TiB). A size the server claims beyond
+    /// it is refused before any file is created or any part requested, and
+    /// so is a size the destination's file system has no room for.
+    pub fn max_size(mut self, bytes: u64) -> Destination {
+        self.max_size = bytes;
+        self
     }
 
     /// Keeps the partial file on failure so that a later download can
@@ -286,8 +319,58 @@ impl Destination {
         .map_err(|e| Error::InvalidRequest(format!("sidecar writer failed: {e}")))?
     }
 
+    /// Checks, before anything is created or requested, that the
+    /// destination may be written (it does not exist, unless replacing is
+    /// allowed) and that `size`, the size the server claims (fetched from
+    /// `url`), is not beyond the maximum.
+    pub(crate) fn check_claim(&self, size: Option<u64>, url: &str) -> Result<()> {
+        if !self.replace && std::fs::symlink_metadata(&self.path).is_ok() {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the destination exists and is not to be replaced",
+                ),
+            ));
+        }
+        match size {
+            Some(size) if size > self.max_size => Err(Error::InvalidRequest(format!(
+                "{url}: the size {size} bytes is more than the largest allowed, {} bytes",
+                self.max_size
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The error for a body found larger than the maximum while it streams.
+    pub(crate) fn check_streamed(&self, so_far: u64, url: &str) -> Result<()> {
+        if so_far > self.max_size {
+            return Err(Error::InvalidRequest(format!(
+                "{url}: the body is more than the largest allowed, {} bytes",
+                self.max_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that the destination's file system has room for `size`
+    /// bytes (what a resumable destination's partial file already holds
+    /// counts as room).
+    pub(crate) fn check_room(&self, size: u64) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut needed = size;
+        if self.resume {
+            if let Ok(m) = std::fs::metadata(self.partial_path()) {
+                needed = needed.saturating_sub(m.blocks().saturating_mul(512));
+            }
+        }
+        check_free_space(&self.dir(), needed)
+    }
+
     /// Flushes, verifies `sha256` against the expected digest and renames
-    /// the temporary file over the destination.
+    /// the temporary file to the destination (over an existing file only
+    /// when [`replace`](Self::replace) allows it), then flushes the
+    /// directory so that the rename itself is on disk.
     pub(crate) async fn commit(mut self, sha256: [u8; 32]) -> Result<PathBuf> {
         let file = self.file();
         let temp = self.temp_path();
@@ -303,20 +386,131 @@ impl Destination {
         }
         let path = self.path.clone();
         let dir = self.dir();
+        let replace = self.replace;
         let t = temp.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            file.sync_all().map_err(|e| Error::io(&t, e))?;
-            std::fs::rename(&t, &path).map_err(|e| Error::io(&path, e))?;
-            if let Ok(d) = File::open(&dir) {
-                let _ = d.sync_all();
+        let (renamed, r) = tokio::task::spawn_blocking(move || {
+            if let Err(e) = file.sync_all() {
+                return (false, Err(Error::io(&t, e)));
             }
-            Ok(())
+            put_in_place(&t, &path, &dir, replace, sync_dir)
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("commit task failed: {e}")))??;
-        self.committed = true;
-        let _ = std::fs::remove_file(self.sidecar_path());
+        .map_err(|e| Error::InvalidRequest(format!("commit task failed: {e}")))?;
+        if renamed {
+            self.committed = true;
+            let _ = std::fs::remove_file(self.sidecar_path());
+        }
+        r?;
         Ok(self.path.clone())
+    }
+}
+
+/// Fails with a storage-full [`Error::Io`] naming `dir` when its file
+/// system has fewer than `needed` bytes available to this process. A file
+/// system that cannot say (`statvfs` fails, or reports no blocks at all)
+/// is not checked: the writes themselves then report a full disk.
+pub(crate) fn check_free_space(dir: &Path, needed: u64) -> Result<()> {
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    if st.f_blocks == 0 {
+        return Ok(());
+    }
+    let unit = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    };
+    let free = st.f_bavail.saturating_mul(unit);
+    if needed > free {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("not enough space: {needed} bytes needed, {free} bytes free"),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Renames `temp` to `path` (refusing to replace an existing file unless
+/// `replace`), then flushes `dir` with `sync_dir`. Returns whether the
+/// rename happened, and the first failure.
+fn put_in_place(
+    temp: &Path,
+    path: &Path,
+    dir: &Path,
+    replace: bool,
+    sync_dir: fn(&Path) -> std::io::Result<()>,
+) -> (bool, Result<()>) {
+    let renamed = if replace {
+        std::fs::rename(temp, path)
+    } else {
+        rename_noreplace(temp, path)
+    };
+    if let Err(e) = renamed {
+        let e = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the destination now exists (created while the download ran); it was not replaced",
+            )
+        } else {
+            e
+        };
+        return (false, Err(Error::io(path, e)));
+    }
+    (true, sync_dir(dir).map_err(|e| Error::io(dir, e)))
+}
+
+/// Flushes a directory, so that a rename in it survives a crash. A file
+/// system that cannot sync directories at all (`EINVAL`) is not an error.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match File::open(dir)?.sync_all() {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r,
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (then fails with
+/// [`std::io::ErrorKind::AlreadyExists`] and changes nothing):
+/// `renameat2(RENAME_NOREPLACE)` where the kernel and the file system have
+/// it, else a hard link to `to` (which fails when `to` exists) and the
+/// removal of `from`. On a file system without hard links either, `to` is
+/// checked just before a plain rename.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_then_unlink(from, to)
+}
+
+/// The fallback of [`rename_noreplace`].
+fn link_then_unlink(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {
+            if let Err(e) = std::fs::remove_file(from) {
+                tracing::debug!(path = %from.display(), error = %e, "cannot remove the temporary name");
+            }
+            Ok(())
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::Unsupported
+                || matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EOPNOTSUPP)) =>
+        {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(from, to)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -407,5 +601,79 @@ mod tests {
         let sc: Sidecar =
             serde_json::from_str(r#"{"size":10,"part_size":4,"etag":null,"done":[1]}"#).unwrap();
         assert_eq!((sc.validator, sc.sha256, sc.done), (None, None, vec![1]));
+    }
+
+    use std::io::ErrorKind;
+
+    fn io_of(e: &Error) -> (ErrorKind, &Path) {
+        match e {
+            Error::Io { path, source } => (source.kind(), path.as_path()),
+            e => panic!("not an I/O error: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn free_space_beyond_the_file_system_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check_free_space(dir.path(), u64::MAX / 2).unwrap_err();
+        assert_eq!(io_of(&e), (ErrorKind::StorageFull, dir.path()));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{} bytes needed", u64::MAX / 2)),
+            "{msg}"
+        );
+        assert!(msg.contains("bytes free"), "{msg}");
+        check_free_space(dir.path(), 1).unwrap();
+    }
+
+    #[test]
+    fn a_failed_directory_sync_is_reported_after_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let (temp, path) = (dir.path().join(".x.tmp"), dir.path().join("x"));
+        std::fs::write(&temp, b"new").unwrap();
+        fn failing(_: &Path) -> std::io::Result<()> {
+            Err(std::io::Error::other("injected fsync failure"))
+        }
+        let (renamed, r) = put_in_place(&temp, &path, dir.path(), false, failing);
+        assert!(renamed);
+        let e = r.unwrap_err();
+        assert_eq!(io_of(&e), (ErrorKind::Other, dir.path()));
+        assert!(e.to_string().contains("injected fsync failure"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // The real one succeeds on an ordinary directory.
+        sync_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn no_replace_refuses_an_existing_file_with_either_method() {
+        let dir = tempfile::tempdir().unwrap();
+        let (temp, path) = (dir.path().join(".x.tmp"), dir.path().join("x"));
+        type Rename = fn(&Path, &Path) -> std::io::Result<()>;
+        for (what, f) in [
+            ("renameat2", rename_noreplace as Rename),
+            ("link", link_then_unlink as Rename),
+        ] {
+            std::fs::write(&temp, b"new").unwrap();
+            std::fs::write(&path, b"old").unwrap();
+            let e = f(&temp, &path).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{what}: {e}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"old", "{what}");
+            assert_eq!(std::fs::read(&temp).unwrap(), b"new", "{what}");
+            std::fs::remove_file(&path).unwrap();
+            f(&temp, &path).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new", "{what}");
+            assert!(!temp.exists(), "{what}: the temporary name is left");
+        }
+        // Through put_in_place: the error names the destination.
+        std::fs::write(&temp, b"new").unwrap();
+        let (renamed, r) = put_in_place(&temp, &path, dir.path(), false, sync_dir);
+        assert!(!renamed);
+        let e = r.unwrap_err();
+        assert_eq!(io_of(&e), (ErrorKind::AlreadyExists, path.as_path()));
+        assert!(e.to_string().contains("now exists"), "{e}");
+        // Replacing is allowed when asked.
+        let (renamed, r) = put_in_place(&temp, &path, dir.path(), true, sync_dir);
+        assert!(renamed && r.is_ok());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 }

@@ -4,13 +4,14 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_RANGE, ETAG, IF_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -152,13 +153,13 @@ impl Downloaded {
     }
 }
 
-/// Where the hasher thread delivers the digest (`None` if stopped early).
-type HashResult = tokio::sync::oneshot::Receiver<std::io::Result<Option<[u8; 32]>>>;
+/// Where the hasher delivers the digest (`None` if stopped early).
+type HashResult = tokio::task::JoinHandle<std::io::Result<Option<[u8; 32]>>>;
 
 /// The most parts one ranged download may have (20 TiB in 5 MiB parts).
 pub const MAX_PARTS: u64 = 1 << 22;
 
-/// Sets a flag when dropped (stops the hasher thread on cancellation).
+/// Sets a flag when dropped (stops the hasher on cancellation).
 struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -169,16 +170,18 @@ impl Drop for CancelOnDrop {
 /// Hashes the file's parts in order as they complete: parts finished out
 /// of order wait until the prefix reaches them, and are then read back
 /// from the file (normally from the page cache, so the cost is a memory
-/// copy next to hashing). Runs on its own thread, in parallel with the
-/// downloads. Returns `None` if stopped before the last part.
+/// copy next to hashing). Runs in parallel with the downloads as a task
+/// that holds no thread while it waits: each run of parts that completes
+/// the prefix is hashed on the runtime's blocking pool, so many downloads
+/// in one process share that pool's threads. Returns `None` if stopped
+/// before the last part (the sender dropped, or `cancel` set).
 fn spawn_hasher(
     file: Arc<File>,
     job: &RangedDownload,
     done: &[u64],
     cancel: Arc<AtomicBool>,
-) -> (mpsc::Sender<u64>, HashResult) {
-    let (tx, rx) = mpsc::channel::<u64>();
-    let (rtx, rrx) = tokio::sync::oneshot::channel();
+) -> (mpsc::UnboundedSender<u64>, HashResult) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
     let parts = job.parts();
     let (size, part_size) = (job.size, job.part_size);
     let mut complete = vec![false; parts as usize];
@@ -187,47 +190,59 @@ fn spawn_hasher(
             *c = true;
         }
     }
-    std::thread::Builder::new()
-        .name("sha256-prefix".into())
-        .spawn(move || {
-            let mut run = || -> std::io::Result<Option<[u8; 32]>> {
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; FILE_BLOCK];
-                let mut next = 0u64;
-                loop {
-                    while next < parts && complete[next as usize] {
-                        let start = next * part_size;
-                        let end = (start + part_size).min(size);
+    let task = tokio::spawn(async move {
+        let mut state = Some((Sha256::new(), vec![0u8; FILE_BLOCK]));
+        let mut next = 0u64;
+        loop {
+            let mut end = next;
+            while end < parts && complete[end as usize] {
+                end += 1;
+            }
+            if end > next {
+                let (mut h, mut buf) = state.take().expect("hash state");
+                let (file, cancel) = (file.clone(), cancel.clone());
+                let first = next;
+                let (h, buf, stopped) = tokio::task::spawn_blocking(move || {
+                    for idx in first..end {
+                        let start = idx * part_size;
+                        let stop = (start + part_size).min(size);
                         let mut pos = start;
-                        while pos < end {
+                        while pos < stop {
                             if cancel.load(Ordering::Relaxed) {
-                                return Ok(None);
+                                return Ok((h, buf, true));
                             }
-                            let n = ((end - pos) as usize).min(buf.len());
+                            let n = ((stop - pos) as usize).min(buf.len());
                             file.read_exact_at(&mut buf[..n], pos)?;
                             h.update(&buf[..n]);
                             pos += n as u64;
                         }
-                        start_writeback(&file, start, end - start);
-                        next += 1;
+                        start_writeback(&file, start, stop - start);
                     }
-                    if next == parts {
-                        return Ok(Some(h.finalize().into()));
-                    }
-                    match rx.recv() {
-                        Ok(i) => {
-                            if let Some(c) = complete.get_mut(i as usize) {
-                                *c = true;
-                            }
-                        }
-                        Err(_) => return Ok(None),
+                    Ok::<_, std::io::Error>((h, buf, false))
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                if stopped {
+                    return Ok(None);
+                }
+                state = Some((h, buf));
+                next = end;
+            }
+            if next == parts {
+                let (h, _) = state.take().expect("hash state");
+                return Ok(Some(h.finalize().into()));
+            }
+            match rx.recv().await {
+                Some(i) => {
+                    if let Some(c) = complete.get_mut(i as usize) {
+                        *c = true;
                     }
                 }
-            };
-            let _ = rtx.send(run());
-        })
-        .expect("spawn hasher thread");
-    (tx, rrx)
+                None => return Ok(None),
+            }
+        }
+    });
+    (tx, task)
 }
 
 impl HttpClient {
@@ -262,8 +277,11 @@ impl HttpClient {
             concurrency: job.concurrency.max(1),
             ..job.clone()
         });
-        // A size no server can mean (or a part size far too small for it)
-        // is refused before any file is created or any request sent.
+        // A size beyond the destination's maximum, a size no server can
+        // mean (or a part size far too small for it), or a size the file
+        // system has no room for is refused before any file is created or
+        // any request sent.
+        dest.check_claim(Some(job.size), &redact_url(&job.url))?;
         if job.parts() > MAX_PARTS {
             return Err(Error::InvalidRequest(format!(
                 "{}: {} bytes in parts of {} bytes is {} parts, more than the {MAX_PARTS} allowed",
@@ -273,6 +291,7 @@ impl HttpClient {
                 job.parts()
             )));
         }
+        dest.check_room(job.size)?;
         let guard = ProgressGuard::new(progress.clone());
         let counted = Arc::new(HighWater::new(progress.clone()));
         let sink: Arc<dyn Progress> = counted.clone();
@@ -377,7 +396,7 @@ impl HttpClient {
         drop(htx);
         let sha = hrx
             .await
-            .map_err(|_| Error::InvalidRequest("hasher thread stopped".into()))?
+            .map_err(|e| Error::InvalidRequest(format!("hasher task failed: {e}")))?
             .map_err(|e| Error::io(&*path, e))?
             .ok_or_else(|| Error::InvalidRequest("hasher stopped before the end".into()))?;
         Ok((sha, fetched))
@@ -398,7 +417,10 @@ impl HttpClient {
         let guard = ProgressGuard::new(progress.clone());
         let res = async {
             let resp = check_success(resp).await?;
+            let url = resp.url().to_string();
+            dest.check_claim(resp.content_length(), &url)?;
             if let Some(n) = resp.content_length() {
+                dest.check_room(n)?;
                 progress.total(n);
             }
             dest.open(None, None)?;
@@ -409,7 +431,7 @@ impl HttpClient {
                 tokio::fs::File::from_std(std_file),
             );
             let (size, sha) =
-                copy_response(resp, &mut w, &*progress)
+                copy_response_checked(resp, &mut w, &*progress, |n| dest.check_streamed(n, &url))
                     .await
                     .map_err(|e| match e {
                         Error::Io { source, .. } => Error::io(&temp, source),
@@ -463,6 +485,17 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
     w: &mut W,
     progress: &dyn Progress,
 ) -> Result<(u64, [u8; 32])> {
+    copy_response_checked(resp, w, progress, |_| Ok(())).await
+}
+
+/// [`copy_response`], with `check` called with the byte count after
+/// every chunk (before it is written).
+async fn copy_response_checked<W: AsyncWrite + Unpin + ?Sized>(
+    resp: Response,
+    w: &mut W,
+    progress: &dyn Progress,
+    check: impl Fn(u64) -> Result<()>,
+) -> Result<(u64, [u8; 32])> {
     let expect = resp.content_length();
     let url = resp.url().to_string();
     let mut body = resp.into_body();
@@ -479,6 +512,7 @@ pub async fn copy_response<W: AsyncWrite + Unpin + ?Sized>(
                 ));
             }
         }
+        check(n)?;
         h.update(&c);
         w.write_all(&c).await.map_err(io)?;
         progress.increment(c.len() as u64);

@@ -65,7 +65,7 @@ mod util;
 pub use body::{Body, Response, ResponseBody};
 pub use checksum::{checksums, sha256_file, Checksums};
 pub use client::{HttpClient, HttpClientBuilder, RootSource};
-pub use dest::Destination;
+pub use dest::{Destination, DEFAULT_MAX_IMAGE_SIZE};
 pub use download::{copy_response, Downloaded, RangedDownload, MAX_PARTS};
 pub use error::{BoxError, Error, Result};
 pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};

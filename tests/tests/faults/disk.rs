@@ -237,3 +237,65 @@ async fn a_writer_that_fails() {
         assert!(ok.got == image());
     }
 }
+
+/// Creates the destination the first time bytes land, as another process
+/// might while the pull runs.
+struct Appear {
+    path: std::path::PathBuf,
+    done: std::sync::atomic::AtomicBool,
+}
+
+const APPEARED: &[u8] = b"created under the destination name while the pull ran";
+
+impl library_transport::Progress for Appear {
+    fn increment(&self, _: u64) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::fs::write(&self.path, APPEARED).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_destination_appearing_during_the_pull_is_not_replaced() {
+    for mode in [DownloadMode::Stream, DownloadMode::RedirectOtherListener] {
+        let s = library(mode).await;
+        let c = client(&s.url());
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("image.sif");
+        let appear = || {
+            std::sync::Arc::new(Appear {
+                path: dest.clone(),
+                done: false.into(),
+            })
+        };
+        let concurrency = if mode == DownloadMode::Stream { 1 } else { 3 };
+        let e = c
+            .download_image(
+                &dest,
+                &pull(concurrency).replace_existing(false).progress(appear()),
+            )
+            .await
+            .unwrap_err();
+        match &e {
+            Error::Io { path, source } => {
+                assert_eq!(source.kind(), ErrorKind::AlreadyExists, "{mode:?}: {e}");
+                assert_eq!(path, &dest, "{mode:?}: {e}");
+            }
+            e => panic!("{mode:?}: {e:?}"),
+        }
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            APPEARED,
+            "{mode:?}: clobbered"
+        );
+        assert_eq!(listing(dir.path()), ["image.sif"], "{mode:?}");
+
+        // Replacing allowed (the default): the pulled image wins.
+        std::fs::remove_file(&dest).unwrap();
+        c.download_image(&dest, &pull(concurrency).progress(appear()))
+            .await
+            .unwrap();
+        assert!(std::fs::read(&dest).unwrap() == image(), "{mode:?}");
+        assert_eq!(listing(dir.path()), ["image.sif"], "{mode:?}");
+    }
+}

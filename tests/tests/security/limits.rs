@@ -167,12 +167,12 @@ async fn negative_and_zero_image_sizes_are_refused_before_any_transfer() {
 
 #[tokio::test]
 async fn a_size_larger_than_what_is_served_fails_cleanly() {
-    // The record says 16 GiB; the server has 300 kB. (The client has no
-    // configured largest image: the size is believed until the parts
-    // disagree.)
+    // The record says 256 MiB; the server has 300 kB. (Below the largest
+    // image the client takes by default, 1 TiB, and the free space of the
+    // destination, the size is believed until the parts disagree.)
     let lib = MiniLib::start(Knobs {
         image: image(),
-        image_size: Some(1 << 34),
+        image_size: Some(1 << 28),
         pull_location: Some("{base}blob".into()),
         ..Knobs::default()
     })
@@ -185,7 +185,7 @@ async fn a_size_larger_than_what_is_served_fails_cleanly() {
     assert!(e.to_string().contains("invalid response"), "{e}");
     let parts = lib.hits("/blob").len();
     assert!(parts <= 2 * ATTEMPTS, "{parts} part requests");
-    d.assert_untouched("16 GiB claimed");
+    d.assert_untouched("256 MiB claimed");
 }
 
 #[tokio::test]
@@ -207,6 +207,72 @@ async fn a_size_needing_too_many_parts_is_refused_before_any_part() {
     assert!(e.to_string().contains("parts"), "{e}");
     assert_eq!(lib.hits("/blob").len(), 0, "no part was asked for");
     d.assert_untouched("1 TiB claimed");
+}
+
+#[tokio::test]
+async fn a_size_beyond_the_largest_image_is_refused_before_any_part() {
+    // Just over the default of 1 TiB (checked before the number of parts),
+    // and the real size against a smaller configured maximum.
+    for (claim, max) in [(Some((1i64 << 40) + 1), None), (None, Some(200_000))] {
+        let lib = MiniLib::start(Knobs {
+            image: image(),
+            image_size: claim,
+            pull_location: Some("{base}blob".into()),
+            ..Knobs::default()
+        })
+        .await;
+        let d = DestDir::new();
+        let p = match max {
+            Some(m) => pull().max_image_size(m),
+            None => pull(),
+        };
+        let e = client(&lib.url())
+            .download_image(&d.dest, &p)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("largest allowed"), "{claim:?}: {e}");
+        assert_eq!(
+            lib.hits("/blob").len(),
+            0,
+            "{claim:?}: a part was asked for"
+        );
+        d.assert_untouched("beyond the largest image");
+    }
+}
+
+#[tokio::test]
+async fn a_size_beyond_the_free_space_is_refused_before_any_part() {
+    // 8 EiB: no file system here has that much room.
+    let size = i64::MAX;
+    let lib = MiniLib::start(Knobs {
+        image: image(),
+        image_size: Some(size),
+        pull_location: Some("{base}blob".into()),
+        ..Knobs::default()
+    })
+    .await;
+    let d = DestDir::new();
+    let p = pull().max_image_size(u64::MAX).downloader(Downloader {
+        concurrency: 2,
+        part_size: 1 << 42,
+    });
+    let e = client(&lib.url())
+        .download_image(&d.dest, &p)
+        .await
+        .unwrap_err();
+    match &e {
+        Error::Io { path, source } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{e}");
+            assert_eq!(path, d.path(), "{e}");
+        }
+        e => panic!("not a storage error: {e:?}"),
+    }
+    assert!(
+        e.to_string().contains(&format!("{size} bytes needed")),
+        "{e}"
+    );
+    assert_eq!(lib.hits("/blob").len(), 0, "a part was asked for");
+    d.assert_untouched("more than the free space");
 }
 
 async fn multipart_plan(plan: serde_json::Value) -> (MiniLib, Error) {

@@ -201,6 +201,8 @@ pub(crate) async fn pull_via_library(
 ) -> Result<PulledImage> {
     let got = target
         .registry(client)
+        .replace_existing(pull.replace)
+        .max_image_size(pull.max_size)
         .pull(
             &target.name,
             &pull.tag,

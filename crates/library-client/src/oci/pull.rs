@@ -165,6 +165,8 @@ impl OciRegistry {
         let (source, resp) = self.get_following(&blob, &probe, &scope).await?;
         let d = Destination::new(dest)
             .resumable(resume)
+            .replace(self.replace)
+            .max_size(self.max_size)
             .expect_sha256(layer_sha);
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => resp.into_body().drain(64 * 1024).await,

@@ -75,6 +75,8 @@ pub struct OciRegistry {
     pub(crate) base: Url,
     pub(crate) auth: Arc<Mutex<Credentials>>,
     pub(crate) retry: RetryConfig,
+    pub(crate) replace: bool,
+    pub(crate) max_size: u64,
 }
 
 /// What a registry request carries, shared by clones.
@@ -124,6 +126,8 @@ impl OciRegistry {
                 ..Credentials::default()
             })),
             retry: RetryConfig::default(),
+            replace: true,
+            max_size: library_transport::DEFAULT_MAX_IMAGE_SIZE,
         }
     }
 
@@ -132,6 +136,27 @@ impl OciRegistry {
     #[must_use]
     pub fn retry(mut self, retry: RetryConfig) -> OciRegistry {
         self.retry = retry;
+        self
+    }
+
+    /// Whether [`pull`](Self::pull) may replace a file already at its
+    /// destination (default: yes, atomically). With `false` a pull into an
+    /// existing file fails, and so does one whose destination appears
+    /// while it runs: the file found there is never replaced (see
+    /// [`Pull::replace_existing`](crate::Pull::replace_existing)).
+    #[must_use]
+    pub fn replace_existing(mut self, yes: bool) -> OciRegistry {
+        self.replace = yes;
+        self
+    }
+
+    /// The largest layer [`pull`](Self::pull) takes (default
+    /// [`DEFAULT_MAX_IMAGE_SIZE`](library_transport::DEFAULT_MAX_IMAGE_SIZE),
+    /// 1 TiB); a larger size in the manifest is refused before anything
+    /// is downloaded.
+    #[must_use]
+    pub fn max_image_size(mut self, bytes: u64) -> OciRegistry {
+        self.max_size = bytes;
         self
     }
 

@@ -51,6 +51,8 @@ pub struct Reply {
     pub chunk_delay: Option<Duration>,
     /// After the chunks, fail the body so the connection is cut.
     pub cut: bool,
+    /// Before sending the headers, wait until this holds `true`.
+    pub hold: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Reply {
@@ -180,6 +182,9 @@ impl TestServer {
                             let reply = handler(&seen);
                             if let Some(d) = reply.head_delay {
                                 tokio::time::sleep(d).await;
+                            }
+                            if let Some(mut h) = reply.hold.clone() {
+                                let _ = h.wait_for(|open| *open).await;
                             }
                             inf.fetch_sub(1, Ordering::SeqCst);
                             let mut resp = http::Response::builder()
