@@ -214,7 +214,7 @@ impl Destination {
                 .map_err(|e| Error::io(&path, e))
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("sidecar writer failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("sidecar writer failed: {e}")))?
     }
 
     /// Flushes, verifies `sha256` against the expected digest and renames
@@ -244,7 +244,7 @@ impl Destination {
             Ok(())
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("commit task failed: {e}")))??;
+        .map_err(|e| Error::Internal(format!("commit task failed: {e}")))??;
         self.committed = true;
         let _ = std::fs::remove_file(self.sidecar_path());
         Ok(self.path.clone())

@@ -61,7 +61,9 @@ enum Resync {
 /// Whether sending a chunk again may work.
 fn retryable(e: &Error) -> bool {
     match e {
-        Error::Transport(t) => t.is_retryable(),
+        Error::Network { .. } | Error::Timeout { .. } | Error::InvalidResponse { .. } => {
+            e.transport().is_some_and(|t| t.is_retryable())
+        }
         Error::Oci {
             status: Some(s), ..
         } => {

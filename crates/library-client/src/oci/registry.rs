@@ -351,12 +351,17 @@ impl OciRegistry {
 
     /// Asks a token endpoint for a token (`GET realm?service=&scope=`).
     async fn fetch_token(&self, realm: &str, service: &str, scope: &str) -> Result<String> {
-        let mut url = Url::parse(realm)
-            .map_err(|e| Error::bad_request(format!("invalid token realm {realm:?}: {e}")))?;
+        let mut url = Url::parse(realm).map_err(|e| {
+            Error::invalid_response(
+                redact_url(&self.base),
+                format!("invalid token realm {realm:?}: {e}"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::bad_request(format!(
-                "token realm {realm:?} is not http(s)"
-            )));
+            return Err(Error::invalid_response(
+                redact_url(&self.base),
+                format!("token realm {realm:?} is not http(s)"),
+            ));
         }
         {
             let mut q = url.query_pairs_mut();
@@ -372,10 +377,13 @@ impl OciRegistry {
         let basic = match self.basic_header() {
             Some(v) if url.scheme() == "https" || url.host_str() == self.base.host_str() => Some(v),
             Some(_) => {
-                return Err(Error::bad_request(format!(
-                "the registry's token realm {} is plain http on another host: credentials not sent",
-                redact_url(&url)
-            )))
+                return Err(Error::invalid_response(
+                    redact_url(&self.base),
+                    format!(
+                        "the registry's token realm {} is plain http on another host: credentials not sent",
+                        redact_url(&url)
+                    ),
+                ))
             }
             None => None,
         };
