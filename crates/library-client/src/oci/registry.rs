@@ -444,10 +444,7 @@ impl OciRegistry {
             resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
             current = next;
         }
-        Err(Error::Oci {
-            message: format!("{}: too many redirects", redact_url(url)),
-            status: None,
-        })
+        Err(Error::invalid_response(redact_url(url), "too many redirects"))
     }
 }
 
@@ -459,19 +456,17 @@ pub(crate) fn location(resp: &Response, request: &Url) -> Result<Url> {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::Oci {
-            message: format!("{}: HTTP {} without a Location", resp.url(), resp.status()),
-            status: Some(resp.status()),
+        .ok_or_else(|| {
+            Error::invalid_response(resp.url(), format!("HTTP {} without a Location", resp.status()))
         })?;
-    let url = request.join(raw).map_err(|e| Error::Oci {
-        message: format!("{}: invalid Location: {e}", resp.url()),
-        status: Some(resp.status()),
-    })?;
+    let url = request
+        .join(raw)
+        .map_err(|e| Error::invalid_response(resp.url(), format!("invalid Location: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Oci {
-            message: format!("{}: Location is not http(s)", resp.url()),
-            status: Some(resp.status()),
-        });
+        return Err(Error::invalid_response(
+            resp.url(),
+            "Location is not http(s): redirect refused",
+        ));
     }
     Ok(url)
 }
