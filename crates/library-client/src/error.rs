@@ -721,3 +721,134 @@ fn into_transport(c: Cause) -> Box<library_transport::Error> {
         Err(c) => Box::new(library_transport::Error::InvalidRequest(c.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use library_transport::Error as T;
+
+    const SECRET: &str = "tok-123";
+
+    fn shown(e: &Error) -> String {
+        let mut s = format!("{e}\n{e:?}");
+        let mut cur = std::error::Error::source(e);
+        while let Some(c) = cur {
+            s.push_str(&format!("\n{c}\n{c:?}"));
+            cur = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn every_transport_failure_is_masked_causes_included() {
+        let said = || format!("you sent Bearer {SECRET}");
+        let boxed = || -> library_transport::BoxError { std::io::Error::other(said()).into() };
+        let cases = [
+            T::Status {
+                url: "u".into(),
+                status: StatusCode::BAD_GATEWAY,
+                code: None,
+                message: Some(said()),
+            },
+            T::Part {
+                number: 2,
+                source: Box::new(T::Status {
+                    url: "u".into(),
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: None,
+                    message: Some(said()),
+                }),
+            },
+            T::Part {
+                number: 3,
+                source: Box::new(T::InvalidResponse {
+                    url: "u".into(),
+                    reason: said(),
+                }),
+            },
+            T::Connect {
+                url: "u".into(),
+                source: boxed(),
+            },
+            T::Request {
+                url: format!("http://h/{SECRET}"),
+                source: boxed(),
+            },
+            T::Tls {
+                message: said(),
+                source: Some(boxed()),
+            },
+            T::Decode {
+                url: "u".into(),
+                source: serde_json::from_str::<i64>(&format!("{:?}", said())).unwrap_err(),
+            },
+            T::Io {
+                path: "f".into(),
+                source: std::io::Error::other(said()),
+            },
+            T::NotFound {
+                url: "u".into(),
+                message: Some(said()),
+            },
+            T::Internal(said()),
+        ];
+        for t in cases {
+            let before = Error::from(t);
+            assert!(shown(&before).contains(SECRET), "{before:?}");
+            let kind = before.kind();
+            let after = before.redact(SECRET);
+            assert!(!shown(&after).contains(SECRET), "{}", shown(&after));
+            assert!(shown(&after).contains("<redacted>"), "{}", shown(&after));
+            assert_eq!(after.kind(), kind, "{after:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_of_transport_failures() {
+        let status = |s: u16| T::Status {
+            url: "u".into(),
+            status: StatusCode::from_u16(s).unwrap(),
+            code: None,
+            message: None,
+        };
+        let part = |t: T| T::Part {
+            number: 1,
+            source: Box::new(t),
+        };
+        for (t, kind) in [
+            (status(503), ErrorKind::Server),
+            (part(status(503)), ErrorKind::Server),
+            (status(403), ErrorKind::Forbidden),
+            (part(status(403)), ErrorKind::Forbidden),
+            (status(400), ErrorKind::BadRequest),
+            (
+                T::Timeout {
+                    url: "u".into(),
+                    what: "reading the body",
+                },
+                ErrorKind::Timeout,
+            ),
+            (
+                part(T::BodyTooLarge {
+                    url: "u".into(),
+                    limit: 1,
+                }),
+                ErrorKind::InvalidResponse,
+            ),
+            (T::Internal("part task failed".into()), ErrorKind::Internal),
+            (
+                T::Io {
+                    path: "f".into(),
+                    source: std::io::ErrorKind::StorageFull.into(),
+                },
+                ErrorKind::StorageFull,
+            ),
+        ] {
+            let e = Error::from(t);
+            assert_eq!(e.kind(), kind, "{e:?}");
+        }
+        let e = Error::from(part(status(503)));
+        assert!(e.to_string().contains("part 1"), "{e}");
+        assert_eq!(e.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    }
+}

@@ -227,10 +227,16 @@ fn echo_body(status: u16, auth: &str) -> Reply {
 fn assert_masked(e: &Error, sent: &Sent, token: &str, what: &str) {
     assert!(sent.contains(token), "{what}: the server echoed no token");
     let shown = everything_shown(e);
-    assert!(!shown.contains(token), "{what}: a token in the error: {shown}");
+    assert!(
+        !shown.contains(token),
+        "{what}: a token in the error: {shown}"
+    );
     if shown.contains("you sent") {
         // The server's words are shown, with the token masked.
-        assert!(shown.contains("you sent Bearer <redacted>"), "{what}: {shown}");
+        assert!(
+            shown.contains("you sent Bearer <redacted>"),
+            "{what}: {shown}"
+        );
     }
 }
 

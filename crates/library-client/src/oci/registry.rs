@@ -444,7 +444,10 @@ impl OciRegistry {
             resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
             current = next;
         }
-        Err(Error::invalid_response(redact_url(url), "too many redirects"))
+        Err(Error::invalid_response(
+            redact_url(url),
+            "too many redirects",
+        ))
     }
 }
 
@@ -457,7 +460,10 @@ pub(crate) fn location(resp: &Response, request: &Url) -> Result<Url> {
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            Error::invalid_response(resp.url(), format!("HTTP {} without a Location", resp.status()))
+            Error::invalid_response(
+                resp.url(),
+                format!("HTTP {} without a Location", resp.status()),
+            )
         })?;
     let url = request
         .join(raw)
