@@ -30,6 +30,18 @@ pub const RETRIES: u32 = 2;
 /// One try and [`RETRIES`] retries.
 pub const ATTEMPTS: usize = 1 + RETRIES as usize;
 
+/// The transport error behind a client error, found in its cause chain.
+pub fn transport_cause(e: &library_client::Error) -> Option<&library_transport::Error> {
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<library_transport::Error>() {
+            return Some(t);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 /// A client of `base` with the library token, fast retries and short
 /// timeouts.
 pub fn client(base: &url::Url) -> Client {

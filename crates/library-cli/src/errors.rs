@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-use http::StatusCode;
-use library_client::Error;
+use library_client::{Error, ErrorKind};
 
 /// Success.
 pub const OK: i32 = 0;
@@ -15,9 +14,11 @@ pub const OTHER: i32 = 1;
 pub const USAGE: i32 = 2;
 /// The library has no such image, tag or container.
 pub const NOT_FOUND: i32 = 3;
-/// The library refused the token (or there is none).
+/// The library refused the token (or there is none), or the token may
+/// not do what was asked (403).
 pub const UNAUTHORIZED: i32 = 4;
-/// Connection, timeout, TLS, or an error answer of the server.
+/// Connection, timeout, TLS, an error answer of the server, or an answer
+/// that cannot be used.
 pub const NETWORK: i32 = 5;
 /// Bytes that do not match their digest.
 pub const INTEGRITY: i32 = 6;
@@ -56,62 +57,58 @@ impl CliError {
     }
 
     /// A client error met while `doing` something; `not_found` says what to
-    /// do when the library has no such thing.
+    /// do when the library has no such thing. The exit code follows the
+    /// error's [`ErrorKind`], never its text.
     pub fn client(doing: &str, e: &Error, not_found: &str) -> CliError {
-        let mut what = format!("{doing}: {}", chain(e));
-        if e.is_unauthorized() {
-            // The hint below says it in the tool's terms.
-            if let Some(cut) = what.find(": check the access token") {
-                what.replace_range(cut..cut + ": check the access token".len(), "");
-            }
-        }
-        let (code, hint) = if e.is_integrity() {
-            (
-                INTEGRITY,
-                "nothing was kept; pull again, and tell the library's administrators if it persists"
-                    .to_string(),
-            )
-        } else if e.is_not_found() {
-            (NOT_FOUND, not_found.to_string())
-        } else if e.is_unauthorized() || e.status() == Some(StatusCode::FORBIDDEN) {
-            (
-                UNAUTHORIZED,
-                "give a valid access token with LIBRARY_TOKEN or --token-file".to_string(),
-            )
-        } else if e.is_bad_request() {
-            (USAGE, "fix the arguments (see --help)".to_string())
-        } else if matches!(e, Error::Config(_)) {
-            (
-                USAGE,
-                "check --url (or LIBRARY_URL), --ca-file and --proxy".to_string(),
-            )
-        } else if e.is_network() {
-            (
-                NETWORK,
-                "check --url (or LIBRARY_URL), the network and proxy settings, then try again"
-                    .to_string(),
-            )
-        } else if e.status().is_some()
-            || matches!(
-                e,
-                Error::Http { .. } | Error::Oci { .. } | Error::Transport(_)
-            )
-        {
-            (
-                NETWORK,
-                "the library answered with an error; try again later, or check --url".to_string(),
-            )
-        } else if matches!(e, Error::Sif { .. }) {
-            (OTHER, "give a SIF image file (or --arch)".to_string())
-        } else if matches!(e, Error::UnexpectedArchitecture { .. }) {
-            (
-                OTHER,
-                "ask for the image's architecture with --arch".to_string(),
-            )
-        } else {
-            (OTHER, "check the files involved".to_string())
+        let what = match e {
+            // The hint says what to do, in the tool's terms.
+            Error::Unauthorized { url, message } => match message {
+                Some(m) if !m.is_empty() => format!("{doing}: unauthorized ({url}): {m}"),
+                _ => format!("{doing}: unauthorized ({url})"),
+            },
+            e => format!("{doing}: {}", chain(e)),
         };
-        CliError { code, what, hint }
+        let (code, hint) = match e.kind() {
+            ErrorKind::Integrity => (
+                INTEGRITY,
+                "nothing was kept; pull again, and tell the library's administrators if it persists",
+            ),
+            ErrorKind::NotFound => (NOT_FOUND, not_found),
+            ErrorKind::Unauthorized => (
+                UNAUTHORIZED,
+                "give a valid access token with LIBRARY_TOKEN or --token-file",
+            ),
+            ErrorKind::Forbidden => (
+                UNAUTHORIZED,
+                "the token may not do this: give one that may, with LIBRARY_TOKEN or --token-file",
+            ),
+            ErrorKind::BadRequest => (USAGE, "fix the arguments (see --help)"),
+            ErrorKind::Config => (USAGE, "check --url (or LIBRARY_URL), --ca-file and --proxy"),
+            ErrorKind::Network | ErrorKind::Timeout => (
+                NETWORK,
+                "check --url (or LIBRARY_URL), the network and proxy settings, then try again",
+            ),
+            ErrorKind::Server => (
+                NETWORK,
+                "the library answered with an error; try again later, or check --url",
+            ),
+            ErrorKind::InvalidResponse => (
+                NETWORK,
+                "the server's answer cannot be used; try again later, or check --url",
+            ),
+            ErrorKind::StorageFull => (OTHER, "free some disk space, then try again"),
+            ErrorKind::InvalidImage => (OTHER, "give a SIF image file (or --arch)"),
+            ErrorKind::UnexpectedArchitecture => {
+                (OTHER, "ask for the image's architecture with --arch")
+            }
+            ErrorKind::Internal => (OTHER, "try again, and report it if it persists"),
+            _ => (OTHER, "check the files involved"),
+        };
+        CliError {
+            code,
+            what,
+            hint: hint.to_string(),
+        }
     }
 }
 
@@ -148,6 +145,7 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn one_line_display() {
@@ -196,5 +194,41 @@ mod tests {
             source: std::io::Error::other("disk"),
         };
         assert_eq!(CliError::client("x", &io, "").code, OTHER);
+    }
+
+    #[test]
+    fn codes_follow_the_kind_not_the_text() {
+        let forbidden = Error::Forbidden {
+            url: "u".into(),
+            message: Some("not found".into()),
+        };
+        assert_eq!(CliError::client("x", &forbidden, "").code, UNAUTHORIZED);
+        let full = Error::Io {
+            path: "f".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let e = CliError::client("x", &full, "");
+        assert_eq!(e.code, OTHER);
+        assert!(e.hint.contains("disk space"), "{e}");
+        // A message that reads like another kind changes nothing.
+        let internal = Error::Internal("connection refused, HTTP 401".into());
+        assert_eq!(CliError::client("x", &internal, "").code, OTHER);
+        let moved = Error::Http {
+            url: "u".into(),
+            status: StatusCode::SEE_OTHER,
+            code: None,
+            message: Some("bad request".into()),
+        };
+        assert_eq!(CliError::client("x", &moved, "").code, NETWORK);
+        let unauthorized = Error::Unauthorized {
+            url: "https://h/v1/images".into(),
+            message: Some("expired".into()),
+        };
+        let e = CliError::client("pulling", &unauthorized, "");
+        assert_eq!(
+            e.to_string(),
+            "error: pulling: unauthorized (https://h/v1/images): expired: \
+             give a valid access token with LIBRARY_TOKEN or --token-file"
+        );
     }
 }

@@ -409,7 +409,10 @@ impl Client {
             resp.check(&Method::GET)
                 .map_err(|e| self.scrub(Error::about("tags", e)))?;
         }
-        Ok(resp.data_opt()?.unwrap_or_default())
+        Ok(resp
+            .data_opt()
+            .map_err(|e| self.scrub(e.into()))?
+            .unwrap_or_default())
     }
 }
 

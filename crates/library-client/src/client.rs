@@ -334,11 +334,11 @@ impl Client {
         body: Option<&B>,
     ) -> Result<JsonResponse> {
         tracing::debug!(%method, url = %library_transport::redact_url(url), "library request");
-        Ok(self
-            .inner
+        self.inner
             .http
             .request_json_with_retry(&self.inner.retry, method, url, &self.auth_headers(), body)
-            .await?)
+            .await
+            .map_err(|e| self.scrub(e.into()))
     }
 
     /// A JSON request to the library with the status rules applied and the
@@ -354,7 +354,7 @@ impl Client {
         let resp = self.raw_json(method.clone(), url, body).await?;
         resp.check(&method)
             .map_err(|e| self.scrub(Error::about(what, e)))?;
-        Ok(resp.data()?)
+        resp.data().map_err(|e| self.scrub(e.into()))
     }
 
     /// Like [`library_json`](Self::library_json) for answers whose body may
@@ -369,7 +369,7 @@ impl Client {
         let resp = self.raw_json(method.clone(), url, body).await?;
         resp.check(&method)
             .map_err(|e| self.scrub(Error::about(what, e)))?;
-        Ok(resp.data_opt()?)
+        resp.data_opt().map_err(|e| self.scrub(e.into()))
     }
 }
 

@@ -42,7 +42,7 @@ pub mod sif;
 
 pub use api::SearchArgs;
 pub use client::{Client, ClientBuilder};
-pub use error::{Error, Result};
+pub use error::{Cause, Error, ErrorKind, Result};
 pub use library_model as model;
 pub use library_ref as reference;
 pub use library_transport::{HttpClient, NoProgress, Progress, RetryConfig, RootSource};

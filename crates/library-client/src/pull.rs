@@ -397,27 +397,25 @@ impl Client {
                     .headers()
                     .get(LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| Error::Http {
-                        url: resp.url().to_string(),
-                        status,
-                        code: None,
-                        message: Some("redirect without a Location".into()),
+                    .ok_or_else(|| {
+                        Error::invalid_response(
+                            resp.url(),
+                            format!("HTTP {status} without a Location"),
+                        )
                     })?
                     .to_string();
                 resp.into_body().drain(64 * 1024).await;
-                let target = url.join(&location).map_err(|e| Error::Http {
-                    url: library_transport::redact_url(&url),
-                    status,
-                    code: None,
-                    message: Some(format!("invalid redirect target: {e}")),
+                let target = url.join(&location).map_err(|e| {
+                    Error::invalid_response(
+                        library_transport::redact_url(&url),
+                        format!("invalid redirect target: {e}"),
+                    )
                 })?;
                 if !matches!(target.scheme(), "http" | "https") {
-                    return Err(Error::Http {
-                        url: library_transport::redact_url(&url),
-                        status,
-                        code: None,
-                        message: Some(format!("redirect to a {:?} URL refused", target.scheme())),
-                    });
+                    return Err(Error::invalid_response(
+                        library_transport::redact_url(&url),
+                        format!("redirect to a {:?} URL refused", target.scheme()),
+                    ));
                 }
                 if image.size <= 0 {
                     return Err(Error::Http {
@@ -529,21 +527,22 @@ impl Client {
                         .map(str::to_string);
                     resp.into_body().drain(64 * 1024).await;
                     let Some(location) = location else {
-                        return Err(Error::Http {
-                            url: library_transport::redact_url(&current),
-                            status: s,
-                            code: None,
-                            message: Some("redirect without a Location".into()),
-                        });
+                        return Err(Error::invalid_response(
+                            library_transport::redact_url(&current),
+                            format!("HTTP {s} without a Location"),
+                        ));
                     };
-                    let next = current
-                        .join(&location)
-                        .map_err(|e| Error::bad_request(format!("invalid redirect target: {e}")))?;
+                    let next = current.join(&location).map_err(|e| {
+                        Error::invalid_response(
+                            library_transport::redact_url(&current),
+                            format!("invalid redirect target: {e}"),
+                        )
+                    })?;
                     if !matches!(next.scheme(), "http" | "https") {
-                        return Err(Error::bad_request(format!(
-                            "redirect to a {:?} URL refused",
-                            next.scheme()
-                        )));
+                        return Err(Error::invalid_response(
+                            library_transport::redact_url(&current),
+                            format!("redirect to a {:?} URL refused", next.scheme()),
+                        ));
                     }
                     current = next;
                 }
@@ -574,12 +573,10 @@ impl Client {
                 _ => return Err(crate::client::status_error(resp).await),
             }
         }
-        Err(Error::Http {
-            url: library_transport::redact_url(&url),
-            status: StatusCode::LOOP_DETECTED,
-            code: None,
-            message: Some("too many redirects".into()),
-        })
+        Err(Error::invalid_response(
+            library_transport::redact_url(&url),
+            "too many redirects",
+        ))
     }
 }
 

@@ -421,20 +421,18 @@ impl Client {
             .library_json(Method::POST, &url, Some(&req), "image upload")
             .await?;
         if answer.upload_url.is_empty() {
-            return Err(Error::Http {
-                url: library_transport::redact_url(&url),
-                status: http::StatusCode::OK,
-                code: None,
-                message: Some("the library gave no upload URL".into()),
-            });
+            return Err(Error::invalid_response(
+                library_transport::redact_url(&url),
+                "the library gave no upload URL",
+            ));
         }
-        let target = Url::parse(&answer.upload_url).map_err(|e| Error::Http {
-            url: library_transport::redact_url(&url),
-            status: http::StatusCode::OK,
-            code: None,
-            message: Some(format!("the library gave an invalid upload URL: {e}")),
+        let target = Url::parse(&answer.upload_url).map_err(|e| {
+            Error::invalid_response(
+                library_transport::redact_url(&url),
+                format!("the library gave an invalid upload URL: {e}"),
+            )
         })?;
-        check_presigned(&target)?;
+        check_presigned(&url, &target)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -507,15 +505,13 @@ impl Client {
             || expected_parts != mp.total_parts as u64
             || expected_parts > MAX_PARTS
         {
-            let e = Error::Http {
-                url: library_transport::redact_url(&url),
-                status: http::StatusCode::OK,
-                code: None,
-                message: Some(format!(
+            let e = Error::invalid_response(
+                library_transport::redact_url(&url),
+                format!(
                     "the library asks for {} parts of {} bytes for a file of {size} bytes",
                     mp.total_parts, mp.part_size
-                )),
-            };
+                ),
+            );
             self.abort_multipart(image_id, &mp.upload_id).await;
             return Err(e.into());
         }
@@ -632,15 +628,19 @@ impl Client {
     }
 }
 
-/// A presigned URL must be http(s); it never gets the library's token.
-fn check_presigned(url: &Url) -> Result<()> {
+/// A presigned URL (given in the answer of `endpoint`) must be http(s);
+/// it never gets the library's token.
+fn check_presigned(endpoint: &Url, url: &Url) -> Result<()> {
     if matches!(url.scheme(), "http" | "https") {
         Ok(())
     } else {
-        Err(Error::bad_request(format!(
-            "the library gave a {:?} upload URL; only http and https are used",
-            url.scheme()
-        )))
+        Err(Error::invalid_response(
+            library_transport::redact_url(endpoint),
+            format!(
+                "the library gave a {:?} upload URL; only http and https are used",
+                url.scheme()
+            ),
+        ))
     }
 }
 

@@ -316,7 +316,7 @@ impl Destination {
                 .map_err(|e| Error::io(&path, e))
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("sidecar writer failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("sidecar writer failed: {e}")))?
     }
 
     /// Checks, before anything is created or requested, that the
@@ -395,7 +395,7 @@ impl Destination {
             put_in_place(&t, &path, &dir, replace, sync_dir)
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("commit task failed: {e}")))?;
+        .map_err(|e| Error::Internal(format!("commit task failed: {e}")))?;
         if renamed {
             self.committed = true;
             let _ = std::fs::remove_file(self.sidecar_path());

@@ -377,7 +377,7 @@ impl HttpClient {
                 Ok(Ok(idx)) => idx,
                 Ok(Err(e)) => return Err(e),
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(Error::InvalidRequest(format!("part task failed: {e}"))),
+                Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
             };
             fetched += 1;
             let _ = htx.send(idx);
@@ -396,9 +396,9 @@ impl HttpClient {
         drop(htx);
         let sha = hrx
             .await
-            .map_err(|e| Error::InvalidRequest(format!("hasher task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("hasher task failed: {e}")))?
             .map_err(|e| Error::io(&*path, e))?
-            .ok_or_else(|| Error::InvalidRequest("hasher stopped before the end".into()))?;
+            .ok_or_else(|| Error::Internal("hasher stopped before the end".into()))?;
         Ok((sha, fetched))
     }
 
@@ -549,7 +549,7 @@ fn spawn_write(
 
 async fn join_write(h: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
     h.await
-        .map_err(|e| Error::InvalidRequest(format!("writer task failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("writer task failed: {e}")))?
 }
 
 /// Asks the kernel to start writing a finished range to disk, so that the

@@ -161,6 +161,10 @@ pub enum Error {
     /// A request could not be built, or an argument was invalid.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A failure inside the transport (a worker task or thread stopped):
+    /// neither the server's nor the input's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// One part of a ranged download or multipart upload failed for good.
     #[error("part {number}: {source}")]
     Part {

@@ -412,7 +412,7 @@ impl HttpClient {
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(Error::InvalidRequest(format!("part task failed: {e}"))),
+                Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
             }
         }
         Ok(out.into_iter().flatten().collect())
@@ -450,7 +450,7 @@ where
             Ok(h.finalize().into())
         })
         .await
-        .map_err(|e| Error::InvalidRequest(format!("hash task failed: {e}")))??;
+        .map_err(|e| Error::Internal(format!("hash task failed: {e}")))??;
         info.sha256 = Some(sha);
     }
     let meter = Arc::new(PartMeter {

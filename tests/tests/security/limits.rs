@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use library_client::{Downloader, Error, Pull, Push};
+use library_client::{Downloader, Error, ErrorKind, Pull, Push};
 use library_e2e::minilib::{Knobs, MiniLib};
 use library_e2e::registry::Registry;
 use library_e2e::scripted::{Reply, Scripted, Step};
@@ -38,8 +38,12 @@ async fn a_100_mib_json_body_is_refused_past_the_cap() {
     let c = client(&lib.url());
     let started = Instant::now();
     let e = c.get_image("amd64", "e/c/k:latest").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidResponse, "{e:?}");
+    // The transport's error stays reachable as the cause.
+    let cause =
+        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<library_transport::Error>());
     assert!(
-        matches!(&e, Error::Transport(library_transport::Error::BodyTooLarge { limit, .. }) if *limit == 16 << 20),
+        matches!(cause, Some(library_transport::Error::BodyTooLarge { limit, .. }) if *limit == 16 << 20),
         "{e:?}"
     );
     // The client stopped reading at the cap: the server got rid of a

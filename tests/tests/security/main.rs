@@ -3,6 +3,7 @@
 //! errors and Debug output show.
 
 mod errors;
+mod kinds;
 mod limits;
 mod paths;
 mod redirects;

@@ -94,11 +94,14 @@ enum Resync {
 /// resync that follows mends it, so it is sent again too.
 fn chunk_retry(attempts: &mut library_transport::Attempts, e: &Error) -> Option<Duration> {
     match e {
-        Error::Transport(t) => attempts.after_error(t),
+        Error::Network { .. } | Error::Timeout { .. } | Error::InvalidResponse { .. } => {
+            e.transport().and_then(|t| attempts.after_error(t))
+        }
         Error::Oci {
             status: Some(StatusCode::RANGE_NOT_SATISFIABLE),
             ..
         } => attempts.again(),
+        Error::Http { status, .. } => attempts.after_answer(*status, &HeaderMap::new()),
         Error::Oci {
             status: Some(s), ..
         } => attempts.after_answer(*s, &HeaderMap::new()),
@@ -555,12 +558,10 @@ impl OciRegistry {
             Some(Ok(r)) => match parse_upload_range(r) {
                 Ok(n) => Some(n),
                 Err(e @ HeaderParseError::IntRange(_)) => {
-                    return Err(Error::Transport(
-                        library_transport::Error::InvalidResponse {
-                            url: redact_url(loc),
-                            reason: format!("upload status Range: {e}"),
-                        },
-                    ));
+                    return Err(Error::from(library_transport::Error::InvalidResponse {
+                        url: redact_url(loc),
+                        reason: format!("upload status Range: {e}"),
+                    }));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "upload status Range unusable");

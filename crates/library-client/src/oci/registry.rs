@@ -376,12 +376,17 @@ impl OciRegistry {
 
     /// Asks a token endpoint for a token (`GET realm?service=&scope=`).
     async fn fetch_token(&self, realm: &str, service: &str, scope: &str) -> Result<String> {
-        let mut url = Url::parse(realm)
-            .map_err(|e| Error::bad_request(format!("invalid token realm {realm:?}: {e}")))?;
+        let mut url = Url::parse(realm).map_err(|e| {
+            Error::invalid_response(
+                redact_url(&self.base),
+                format!("invalid token realm {realm:?}: {e}"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::bad_request(format!(
-                "token realm {realm:?} is not http(s)"
-            )));
+            return Err(Error::invalid_response(
+                redact_url(&self.base),
+                format!("token realm {realm:?} is not http(s)"),
+            ));
         }
         {
             let mut q = url.query_pairs_mut();
@@ -397,10 +402,13 @@ impl OciRegistry {
         let basic = match self.basic_header() {
             Some(v) if url.scheme() == "https" || url.host_str() == self.base.host_str() => Some(v),
             Some(_) => {
-                return Err(Error::bad_request(format!(
-                "the registry's token realm {} is plain http on another host: credentials not sent",
-                redact_url(&url)
-            )))
+                return Err(Error::invalid_response(
+                    redact_url(&self.base),
+                    format!(
+                        "the registry's token realm {} is plain http on another host: credentials not sent",
+                        redact_url(&url)
+                    ),
+                ))
             }
             None => None,
         };
@@ -461,10 +469,10 @@ impl OciRegistry {
             resp.into_body().drain(ERROR_BODY_LIMIT as u64).await;
             current = next;
         }
-        Err(Error::Oci {
-            message: format!("{}: too many redirects", redact_url(url)),
-            status: None,
-        })
+        Err(Error::invalid_response(
+            redact_url(url),
+            "too many redirects",
+        ))
     }
 }
 
@@ -476,19 +484,20 @@ pub(crate) fn location(resp: &Response, request: &Url) -> Result<Url> {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::Oci {
-            message: format!("{}: HTTP {} without a Location", resp.url(), resp.status()),
-            status: Some(resp.status()),
+        .ok_or_else(|| {
+            Error::invalid_response(
+                resp.url(),
+                format!("HTTP {} without a Location", resp.status()),
+            )
         })?;
-    let url = request.join(raw).map_err(|e| Error::Oci {
-        message: format!("{}: invalid Location: {e}", resp.url()),
-        status: Some(resp.status()),
-    })?;
+    let url = request
+        .join(raw)
+        .map_err(|e| Error::invalid_response(resp.url(), format!("invalid Location: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Oci {
-            message: format!("{}: Location is not http(s)", resp.url()),
-            status: Some(resp.status()),
-        });
+        return Err(Error::invalid_response(
+            resp.url(),
+            "Location is not http(s): redirect refused",
+        ));
     }
     Ok(url)
 }
