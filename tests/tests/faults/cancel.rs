@@ -39,6 +39,20 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits (at most 20 s) until no task of this test's runtime is alive: all
+/// the work a dropped client left behind (part tasks, connections) has
+/// ended. The test server runs on a runtime of its own.
+async fn until_no_task_is_left() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..2000 {
+        if metrics.num_alive_tasks() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} tasks still alive", metrics.num_alive_tasks());
+}
+
 /// A temporary file of a pull exists beside the destination.
 fn has_temp(d: &DestDir) -> bool {
     listing(d.path()).iter().any(|n| n != "image.sif")
@@ -81,7 +95,8 @@ async fn dropping_a_ranged_pull_leaves_nothing() {
     drop(fut);
     d.assert_untouched("dropped ranged pull");
     // Nothing reappears once the in-flight work winds down.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(c);
+    until_no_task_is_left().await;
     d.assert_untouched("dropped ranged pull, later");
 }
 
@@ -93,12 +108,25 @@ async fn aborting_a_resumable_pull_keeps_its_partial_file_for_the_next_one() {
     s.inject(
         Fault::new(Endpoint::Blob, FaultAction::Delay(Duration::from_secs(10))).range_start(FAULTY),
     );
+    // The last part is held too. Two at once: parts 1 and 2 go first, 3 is
+    // held, 4 goes, then 5 is held; a part starts only once the parts done
+    // before it are recorded, so when part 5 is in flight, 1, 2 and 4 are.
+    let last = 4 * PART;
+    s.inject(
+        Fault::new(Endpoint::Blob, FaultAction::Delay(Duration::from_secs(10))).range_start(last),
+    );
     let task = {
         let (c, dest) = (c.clone(), d.dest.clone());
         tokio::spawn(async move { c.download_image(&dest, &pull().resume(true)).await })
     };
-    until("part 3 in flight", || part_in_flight(&s)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("parts 3 and 5 in flight", || {
+        part_in_flight(&s)
+            && s.requests().iter().any(|r| {
+                r.header("range")
+                    .is_some_and(|v| v.starts_with(&format!("bytes={last}-")))
+            })
+    })
+    .await;
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
     d.assert_untouched_resumable("aborted resumable pull");
@@ -109,12 +137,22 @@ async fn aborting_a_resumable_pull_keeps_its_partial_file_for_the_next_one() {
         .await
         .unwrap();
     d.assert_pulled(&image(), "resumed after the abort");
-    let fetched = s
+    let mut fetched: Vec<String> = s
         .requests()
         .iter()
         .filter(|r| r.listener == Listener::Blob)
-        .count();
-    assert!(fetched < 5, "the resumed pull fetched {fetched} parts");
+        .map(|r| r.header("range").unwrap_or("whole").to_string())
+        .collect();
+    fetched.sort();
+    let mut lacking = vec![
+        format!("bytes={FAULTY}-{}", FAULTY + PART - 1),
+        format!("bytes={last}-{}", SIZE as u64 - 1),
+    ];
+    lacking.sort();
+    assert_eq!(
+        fetched, lacking,
+        "the resumed pull fetches only the two parts it lacks"
+    );
 }
 
 #[tokio::test]
@@ -227,12 +265,15 @@ async fn dropping_a_multipart_push_completes_nothing() {
         _ = until("part 2 in flight", part2) => {}
     }
     drop(fut);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Whatever the dropped push left running has ended.
+    drop(c);
+    until_no_task_is_left().await;
     let reqs = s.requests();
     assert!(!reqs.iter().any(|r| r.path.ends_with("_multipart_complete")));
     assert!(s.find_image("e", "c", "big", "v1", "amd64").is_none());
     // The file pushed is untouched, and a new push goes through.
     assert!(std::fs::read(&path).unwrap() == bytes);
+    let c = client(&s.url());
     c.upload_image(&path, &push).await.unwrap();
     let img = s.find_image("e", "c", "big", "v1", "amd64").unwrap();
     assert!(s.image_bytes(&img.id).unwrap() == bytes);
