@@ -97,6 +97,12 @@ impl MiniLib {
         self.server.bytes_sent()
     }
 
+    /// Waits until every answer body is done with (see
+    /// [`Scripted::until_answers_ended`]).
+    pub async fn until_answers_ended(&self) {
+        self.server.until_answers_ended().await
+    }
+
     /// Changes the knobs.
     pub fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
         f(&mut self.knobs.lock().unwrap())

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -153,6 +153,13 @@ pub struct ScriptBody {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     exact: Option<u64>,
     sent: Arc<AtomicU64>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for ScriptBody {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl http_body::Body for ScriptBody {
@@ -214,6 +221,7 @@ pub struct Scripted {
     scheme: &'static str,
     log: Arc<Mutex<Vec<Seen>>>,
     sent: Arc<AtomicU64>,
+    open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -242,19 +250,26 @@ impl Scripted {
         let addr = listener.local_addr().expect("address");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sent = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let (log2, sent2) = (log.clone(), sent.clone());
+        let (log2, sent2, open2) = (log.clone(), sent.clone(), open.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (handler, log, sent, tls) =
-                    (handler.clone(), log2.clone(), sent2.clone(), tls.clone());
+                let (handler, log, sent, open, tls) = (
+                    handler.clone(),
+                    log2.clone(),
+                    sent2.clone(),
+                    open2.clone(),
+                    tls.clone(),
+                );
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        let (handler, log, sent) = (handler.clone(), log.clone(), sent.clone());
-                        serve(req, handler, log, sent)
+                        let (handler, log, sent, open) =
+                            (handler.clone(), log.clone(), sent.clone(), open.clone());
+                        serve(req, handler, log, sent, open)
                     });
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
@@ -275,6 +290,7 @@ impl Scripted {
             scheme,
             log,
             sent,
+            open,
             task,
         }
     }
@@ -306,6 +322,22 @@ impl Scripted {
     pub fn bytes_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
+
+    /// Waits (at most 20 s) until every answer body given out so far is
+    /// done with: sent whole, or dropped with its connection. From then on
+    /// [`bytes_sent`](Self::bytes_sent) no longer grows.
+    pub async fn until_answers_ended(&self) {
+        for _ in 0..2000 {
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "{} answers still being sent",
+            self.open.load(Ordering::SeqCst)
+        );
+    }
 }
 
 async fn serve(
@@ -313,6 +345,7 @@ async fn serve(
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Seen>>>,
     sent: Arc<AtomicU64>,
+    open: Arc<AtomicUsize>,
 ) -> Result<hyper::Response<ScriptBody>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -340,11 +373,13 @@ async fn serve(
         [Step::Data(b)] => Some(b.len() as u64),
         _ => None,
     };
+    open.fetch_add(1, Ordering::SeqCst);
     let mut resp = hyper::Response::new(ScriptBody {
         steps: reply.steps.into(),
         sleep: None,
         exact,
         sent,
+        open,
     });
     *resp.status_mut() = reply.status;
     for (k, v) in reply.headers {

@@ -84,11 +84,7 @@ mod tests {
         bar.finish();
     }
 
-    #[test]
-    fn no_bar_when_quiet() {
-        let s = sink("x", true);
-        s.total(1);
-        s.increment(1);
-        s.finish();
-    }
+    // Whether a bar is drawn (on a terminal, not with -q) is shown by
+    // running the tool with stderr on a pseudo-terminal:
+    // tests/flags.rs::a_terminal_shows_the_progress_bar_unless_quiet.
 }

@@ -166,7 +166,12 @@ fn push_then_pull_is_byte_identical() {
     // Default destination: <container>_<tag>.sif in the working directory.
     let out = env.run(&["pull", "--arch", "amd64", "alice/tools/hello:v1"]);
     out.code(0);
-    assert!(out.stdout.contains("verified"), "{}", out.stdout);
+    assert!(
+        out.stdout.trim_end().ends_with(", verified"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("not verified"), "{}", out.stdout);
     assert_eq!(std::fs::read(env.path("hello_v1.sif")).unwrap(), original);
 
     // Four streams of 8 KiB parts, library:// prefix, JSON result.

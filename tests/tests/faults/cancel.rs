@@ -39,6 +39,20 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits (at most 20 s) until no task of this test's runtime is alive: all
+/// the work a dropped client left behind (part tasks, connections) has
+/// ended. The test server runs on a runtime of its own.
+async fn until_no_task_is_left() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..2000 {
+        if metrics.num_alive_tasks() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} tasks still alive", metrics.num_alive_tasks());
+}
+
 /// A temporary file of a pull exists beside the destination.
 fn has_temp(d: &DestDir) -> bool {
     listing(d.path()).iter().any(|n| n != "image.sif")
@@ -81,7 +95,8 @@ async fn dropping_a_ranged_pull_leaves_nothing() {
     drop(fut);
     d.assert_untouched("dropped ranged pull");
     // Nothing reappears once the in-flight work winds down.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(c);
+    until_no_task_is_left().await;
     d.assert_untouched("dropped ranged pull, later");
 }
 
@@ -244,12 +259,15 @@ async fn dropping_a_multipart_push_completes_nothing() {
         _ = until("part 2 in flight", part2) => {}
     }
     drop(fut);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Whatever the dropped push left running has ended.
+    drop(c);
+    until_no_task_is_left().await;
     let reqs = s.requests();
     assert!(!reqs.iter().any(|r| r.path.ends_with("_multipart_complete")));
     assert!(s.find_image("e", "c", "big", "v1", "amd64").is_none());
     // The file pushed is untouched, and a new push goes through.
     assert!(std::fs::read(&path).unwrap() == bytes);
+    let c = client(&s.url());
     c.upload_image(&path, &push).await.unwrap();
     let img = s.find_image("e", "c", "big", "v1", "amd64").unwrap();
     assert!(s.image_bytes(&img.id).unwrap() == bytes);

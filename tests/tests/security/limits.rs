@@ -48,7 +48,7 @@ async fn a_100_mib_json_body_is_refused_past_the_cap() {
     );
     // The client stopped reading at the cap: the server got rid of a
     // little more than 16 MiB (socket buffers), not 100.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    lib.until_answers_ended().await;
     let sent = lib.bytes_sent();
     assert!(sent < 40 * MIB, "{} MiB sent", sent / MIB);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -88,7 +88,7 @@ async fn an_endless_error_body_is_read_only_so_far() {
         Some(http::StatusCode::INTERNAL_SERVER_ERROR),
         "{e}"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    lib.until_answers_ended().await;
     let tries = lib.hits("/blob").len();
     let sent = lib.bytes_sent();
     assert!(
