@@ -132,9 +132,20 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for the response headers of a request (default 60 s).
+    /// How long to wait for the response headers of a request once it was
+    /// sent whole (default 60 s). Sending an upload is bounded only by
+    /// [`write_timeout`](Self::write_timeout).
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.http = self.http.request_timeout(d);
+        self
+    }
+
+    /// The longest time without progress allowed while sending a request
+    /// body (default 60 s): an upload takes as long as it needs while the
+    /// connection keeps taking it. See
+    /// [`HttpClientBuilder::write_timeout`](library_transport::HttpClientBuilder::write_timeout).
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.http = self.http.write_timeout(d);
         self
     }
 

@@ -14,7 +14,9 @@
 //! request ([`TestServer::requests`]), the stored bytes of an image
 //! ([`TestServer::image_bytes`]), the objects themselves
 //! ([`TestServer::find_image`], [`TestServer::container`]), and queued
-//! faults per endpoint ([`TestServer::inject`], [`Fault`]).
+//! faults per endpoint ([`TestServer::inject`], [`Fault`]). A
+//! [`ThrottledLink`] between a client and the server makes the network slow
+//! or dead in either direction.
 //!
 //! The server runs on its own small tokio runtime, so it works the same
 //! under a current-thread test runtime and a multi-thread one; dropping the
@@ -59,6 +61,7 @@
 mod body;
 mod db;
 mod faults;
+mod link;
 mod record;
 mod s3;
 mod server;
@@ -72,6 +75,7 @@ use std::sync::Arc;
 use url::Url;
 
 pub use faults::{Endpoint, Fault, FaultAction};
+pub use link::{LinkDirection, ThrottledLink, ThrottledLinkBuilder};
 pub use record::{Listener, RecordedRequest};
 
 /// The API version a server announces by default: v2 uploads and tags per

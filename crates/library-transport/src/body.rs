@@ -4,15 +4,16 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::error::{BoxError, Error, Result};
 
@@ -25,6 +26,88 @@ type ChunkCallback = Arc<dyn Fn(u64) + Send + Sync>;
 /// streamed from disk by offset (never buffered whole).
 pub struct Body {
     kind: Kind,
+    watch: Option<Arc<SendWatch>>,
+}
+
+/// What a request body reports while it is sent: when the connection last
+/// asked for more of it, and when it was sent whole. The client's watchdog
+/// reads it to time out on progress instead of on total duration.
+#[derive(Debug)]
+pub(crate) struct SendWatch {
+    start: Instant,
+    /// Milliseconds since `start` when the body was last polled, plus one
+    /// (zero: never).
+    last: AtomicU64,
+    /// Milliseconds since `start` when the body was done, plus one (zero:
+    /// not yet).
+    done: AtomicU64,
+    /// Signalled when the body is done.
+    finished: Notify,
+}
+
+/// Where sending a request body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendState {
+    /// The body was not asked for yet (connecting, sending the head) since
+    /// this instant.
+    Started(Instant),
+    /// Still sending; the connection last asked for more at this instant.
+    Sending(Instant),
+    /// Sent whole at this instant.
+    Done(Instant),
+}
+
+impl SendWatch {
+    pub(crate) fn new() -> SendWatch {
+        SendWatch {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            finished: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
+    }
+
+    fn progress(&self) {
+        self.last.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        let now = self.now_ms();
+        if self
+            .done
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.finished.notify_waiters();
+        }
+    }
+
+    /// Resolves once the body is done (at once when it already is).
+    pub(crate) async fn finished(&self) {
+        let notified = self.finished.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.done.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        notified.await
+    }
+
+    pub(crate) fn state(&self) -> SendState {
+        let at = |m: u64| self.start + Duration::from_millis(m - 1);
+        match (
+            self.done.load(Ordering::Relaxed),
+            self.last.load(Ordering::Relaxed),
+        ) {
+            (0, 0) => SendState::Started(self.start),
+            (0, last) => SendState::Sending(at(last)),
+            (done, _) => SendState::Done(at(done)),
+        }
+    }
 }
 
 enum Kind {
@@ -54,13 +137,17 @@ impl std::fmt::Debug for Body {
 impl Body {
     /// An empty body.
     pub fn empty() -> Body {
-        Body { kind: Kind::Empty }
+        Body {
+            kind: Kind::Empty,
+            watch: None,
+        }
     }
 
     /// A body from bytes in memory.
     pub fn bytes(b: impl Into<Bytes>) -> Body {
         Body {
             kind: Kind::Bytes(Some(b.into())),
+            watch: None,
         }
     }
 
@@ -105,6 +192,7 @@ impl Body {
                 remaining: len,
                 on_chunk: None,
             },
+            watch: None,
         }
     }
 
@@ -116,23 +204,31 @@ impl Body {
         }
         self
     }
-}
 
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = BoxError;
+    /// Reports progress and completion to `watch` from now on; a body
+    /// that is already at its end is done at once.
+    pub(crate) fn watch(&mut self, watch: Arc<SendWatch>) {
+        if hyper::body::Body::is_end_stream(self) {
+            watch.finish();
+        }
+        self.watch = Some(watch);
+    }
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
+    fn poll_data(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().kind {
+        match &mut self.kind {
             Kind::Empty => Poll::Ready(None),
-            Kind::Bytes(b) => Poll::Ready(
-                b.take()
-                    .filter(|b| !b.is_empty())
-                    .map(|b| Ok(Frame::data(b))),
-            ),
+            // In blocks, as a file is sent, so that progress is seen while
+            // a large buffer goes out (splitting `Bytes` copies nothing).
+            Kind::Bytes(b) => Poll::Ready(match b.as_mut().filter(|b| !b.is_empty()) {
+                None => None,
+                Some(all) if all.len() > FILE_BLOCK => {
+                    Some(Ok(Frame::data(all.split_to(FILE_BLOCK))))
+                }
+                Some(_) => b.take().map(|b| Ok(Frame::data(b))),
+            }),
             Kind::File {
                 rx,
                 remaining,
@@ -155,6 +251,32 @@ impl hyper::body::Body for Body {
                 }
             }
         }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        // The connection asks for more only once it has taken (most of)
+        // what it was given: being polled is progress.
+        if let Some(w) = &this.watch {
+            w.progress();
+        }
+        let r = this.poll_data(cx);
+        if let Some(w) = &this.watch {
+            match &r {
+                Poll::Ready(Some(Ok(_))) if hyper::body::Body::is_end_stream(this) => w.finish(),
+                Poll::Ready(None) => w.finish(),
+                _ => {}
+            }
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {

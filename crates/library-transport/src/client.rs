@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, PROXY_AUTHORIZATION, USER_AGENT};
 use http::Uri;
@@ -23,7 +23,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use crate::body::{Body, Response};
+use crate::body::{Body, Response, SendState, SendWatch};
 use crate::error::{BoxError, Error, Result};
 use crate::retry::RetryConfig;
 use crate::util::redact_uri;
@@ -104,7 +104,7 @@ impl ProxySettings {
 /// Configures and builds an [`HttpClient`].
 ///
 /// ```no_run
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// let client = library_transport::HttpClient::builder()
 ///     .user_agent("my-tool/1.0")
 ///     .connect_timeout(Duration::from_secs(5))
@@ -116,6 +116,7 @@ pub struct HttpClientBuilder {
     user_agent: Option<String>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    write_timeout: Duration,
     read_timeout: Duration,
     roots: RootSource,
     extra_roots: Vec<PathBuf>,
@@ -131,6 +132,7 @@ impl Default for HttpClientBuilder {
             user_agent: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             roots: RootSource::Native,
             extra_roots: Vec::new(),
@@ -161,11 +163,32 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Time allowed from sending a request until its response headers
-    /// arrive (default 60 s). Body transfer is bounded only by
-    /// [`read_timeout`](Self::read_timeout).
+    /// Time allowed from the end of a request (its whole body sent) until
+    /// its response headers arrive (default 60 s). Sending the body is
+    /// bounded only by [`write_timeout`](Self::write_timeout), receiving
+    /// one only by [`read_timeout`](Self::read_timeout): a transfer as a
+    /// whole may take as long as it needs while it progresses.
+    ///
+    /// The body counts as sent once the connection took its last block;
+    /// what the operating system still holds in its socket buffers then
+    /// goes out within this time.
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
+        self
+    }
+
+    /// Longest time without progress while sending a request (default
+    /// 60 s): the connection took no new block of the body (256 KiB from a
+    /// file) in that time. Before the first block, connecting is allowed
+    /// [`connect_timeout`](Self::connect_timeout) on top.
+    ///
+    /// The default equals the [`read_timeout`](Self::read_timeout), so that
+    /// a silent link fails alike in both directions, and it lets one block
+    /// through an uplink as slow as about 4 KB/s (a block is handed over
+    /// whole, so progress is seen once per block). A timeout is retried as
+    /// any other (see [`may_retry_error`](crate::may_retry_error)).
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = d;
         self
     }
 
@@ -362,7 +385,9 @@ impl HttpClientBuilder {
                 client,
                 matcher,
                 user_agent,
+                connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
+                write_timeout: self.write_timeout,
                 read_timeout: self.read_timeout,
                 json_limit: self.json_limit,
             }),
@@ -382,7 +407,9 @@ pub(crate) struct Inner {
     client: Client<Connector, Body>,
     matcher: Arc<Matcher>,
     user_agent: Option<HeaderValue>,
+    connect_timeout: Duration,
     request_timeout: Duration,
+    write_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) json_limit: usize,
 }
@@ -392,6 +419,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("user_agent", &self.inner.user_agent)
             .field("request_timeout", &self.inner.request_timeout)
+            .field("write_timeout", &self.inner.write_timeout)
             .field("read_timeout", &self.inner.read_timeout)
             .field("proxy", &self.inner.matcher)
             .finish()
@@ -409,9 +437,12 @@ impl HttpClient {
         Self::builder().build()
     }
 
-    /// Sends a request and returns the response once its headers arrived
-    /// (within the request timeout). The body is read from the returned
-    /// [`Response`], each frame within the read timeout. Any status is
+    /// Sends a request and returns the response once its headers arrived.
+    /// The request body may take as long as it needs while the connection
+    /// keeps taking it (each block within the write timeout); the headers
+    /// must then arrive within the request timeout. The response body is
+    /// read from the returned [`Response`], each frame within the read
+    /// timeout. Any status is
     /// returned as is; redirects are not followed.
     pub async fn send(&self, mut req: http::Request<Body>) -> Result<Response> {
         let url = redact_uri(req.uri());
@@ -430,16 +461,30 @@ impl HttpClient {
                 req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
             }
         }
+        let watch = Arc::new(SendWatch::new());
+        req.body_mut().watch(watch.clone());
         let fut = self.inner.client.request(req);
-        let resp = match tokio::time::timeout(self.inner.request_timeout, fut).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    url,
-                    what: "waiting for the response headers",
-                })
+        tokio::pin!(fut);
+        // Times out on progress, never on the whole exchange: while the
+        // body goes out, when the connection took nothing for the write
+        // timeout; once it is sent, when the headers take longer than the
+        // request timeout.
+        let resp = loop {
+            let state = watch.state();
+            let (deadline, what) = self.inner.deadline(state);
+            if deadline <= Instant::now() {
+                return Err(Error::Timeout { url, what });
             }
-            Ok(Err(e)) => return Err(classify(e, url)),
-            Ok(Ok(r)) => r,
+            tokio::select! {
+                r = &mut fut => match r {
+                    Ok(r) => break r,
+                    Err(e) => return Err(classify(e, url)),
+                },
+                // Progress may have been made meanwhile: look again.
+                () = tokio::time::sleep_until(deadline.into()) => {}
+                // Sent whole: from now on the request timeout counts.
+                () = watch.finished(), if !matches!(state, SendState::Done(_)) => {}
+            }
         };
         let (parts, body) = resp.into_parts();
         Ok(Response::new(parts, body, url, self.inner.read_timeout))
@@ -486,6 +531,25 @@ impl HttpClient {
     /// The idle timeout between body frames this client was built with.
     pub fn read_timeout(&self) -> Duration {
         self.inner.read_timeout
+    }
+}
+
+impl Inner {
+    /// When sending a request times out, by where it stands, and what it
+    /// is then waiting for.
+    fn deadline(&self, state: SendState) -> (Instant, &'static str) {
+        match state {
+            // Connecting (bounded on its own) and sending the head.
+            SendState::Started(t) => (
+                t + self.connect_timeout + self.write_timeout,
+                "sending the request (no progress within the write timeout)",
+            ),
+            SendState::Sending(t) => (
+                t + self.write_timeout,
+                "sending the request body (no progress within the write timeout)",
+            ),
+            SendState::Done(t) => (t + self.request_timeout, "waiting for the response headers"),
+        }
     }
 }
 
