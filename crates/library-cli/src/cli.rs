@@ -76,6 +76,18 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N")]
     pub retries: Option<u32>,
 
+    /// Give up on a connection that is not made within SECS seconds [env: LIBRARY_CONNECT_TIMEOUT] [default: 10]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub connect_timeout: Option<String>,
+
+    /// Give up on a transfer that makes no progress for SECS seconds: no byte of an upload accepted, or no byte of a download received. A slow transfer that keeps moving is never cut [env: LIBRARY_IDLE_TIMEOUT] [default: 60]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub idle_timeout: Option<String>,
+
+    /// Give up waiting for an answer SECS seconds after the request was sent whole (the time a server takes to respond, not the transfer) [env: LIBRARY_TIMEOUT] [default: 60]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub timeout: Option<String>,
+
     /// Print machine-readable JSON on stdout instead of tables
     #[arg(long, global = true)]
     pub json: bool,

@@ -17,6 +17,12 @@ pub const ENV_TOKEN: &str = "LIBRARY_TOKEN";
 pub const ENV_TOKEN_FILE: &str = "LIBRARY_TOKEN_FILE";
 /// Environment variable giving how many times a failed request is sent again.
 pub const ENV_RETRIES: &str = "LIBRARY_RETRIES";
+/// Environment variable: seconds to wait for a connection.
+pub const ENV_CONNECT_TIMEOUT: &str = "LIBRARY_CONNECT_TIMEOUT";
+/// Environment variable: seconds without progress before a transfer is given up.
+pub const ENV_IDLE_TIMEOUT: &str = "LIBRARY_IDLE_TIMEOUT";
+/// Environment variable: seconds to wait for an answer once a request is sent.
+pub const ENV_TIMEOUT: &str = "LIBRARY_TIMEOUT";
 /// Retries when neither `--retries` nor `LIBRARY_RETRIES` says.
 pub const DEFAULT_RETRIES: u32 = 5;
 
@@ -34,6 +40,32 @@ pub fn retries(g: &Global) -> Result<u32, CliError> {
             )
         }),
         _ => Ok(DEFAULT_RETRIES),
+    }
+}
+
+/// A timeout in seconds from `flag`, then the environment variable `env`;
+/// `None` when neither says (the client's default applies). A value that
+/// is not a positive number of seconds is a usage error naming its source.
+fn seconds(
+    flag: Option<&str>,
+    flag_name: &str,
+    env: &str,
+) -> Result<Option<std::time::Duration>, CliError> {
+    let (text, source) = match flag {
+        Some(v) => (v.to_string(), format!("--{flag_name} {v:?}")),
+        None => match std::env::var(env) {
+            Ok(v) if !v.trim().is_empty() => (v.trim().to_string(), format!("{env}={v:?}")),
+            _ => return Ok(None),
+        },
+    };
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 * 365.0 => {
+            Ok(Some(std::time::Duration::from_secs_f64(s)))
+        }
+        _ => Err(CliError::usage(
+            format!("{source} is not a number of seconds"),
+            "give a positive number such as 30 or 2.5",
+        )),
     }
 }
 
@@ -107,6 +139,19 @@ pub fn client(g: &Global) -> Result<Client, CliError> {
         .token(token)
         .user_agent(format!("scs-library/{}", env!("CARGO_PKG_VERSION")))
         .retry(RetryConfig::default().with_max_retries(retries(g)?));
+    if let Some(d) = seconds(
+        g.connect_timeout.as_deref(),
+        "connect-timeout",
+        ENV_CONNECT_TIMEOUT,
+    )? {
+        b = b.connect_timeout(d);
+    }
+    if let Some(d) = seconds(g.idle_timeout.as_deref(), "idle-timeout", ENV_IDLE_TIMEOUT)? {
+        b = b.read_timeout(d).write_timeout(d);
+    }
+    if let Some(d) = seconds(g.timeout.as_deref(), "timeout", ENV_TIMEOUT)? {
+        b = b.request_timeout(d);
+    }
     if let Some(ca) = &g.ca_file {
         b = b.add_root_certificate_pem_file(ca.clone());
     }

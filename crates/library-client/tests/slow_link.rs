@@ -13,7 +13,6 @@ use library_client::{Client, Push, UploadKind};
 use library_testserver::{LinkDirection, TestServer, ThrottledLink};
 use support::{matching, random_file, TOKEN, UA};
 
-
 /// A client of `server` that reaches it only through `link`.
 fn client_through(
     server: &TestServer,
