@@ -7,36 +7,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use library_testserver::{DownloadMode, TestServer, TestServerBuilder};
+use library_testserver::{DownloadMode, TestServer};
+use support::start;
+
+mod support;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
 const MIB: usize = 1024 * 1024;
 
-fn start(builder: TestServerBuilder) -> TestServer {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(builder.start())
-        .expect("test server starts")
-}
-
 fn command(dir: &Path, url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(dir)
-        .env("LIBRARY_URL", url)
-        .env_remove("LIBRARY_TOKEN")
-        .env_remove("LIBRARY_TOKEN_FILE")
-        .env_remove("LIBRARY_RETRIES")
-        .env_remove("RUST_LOG")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy");
+    let mut cmd = support::command(dir);
+    cmd.args(args).env("LIBRARY_URL", url);
     cmd
 }
 

@@ -1,12 +1,10 @@
 //! `--ca-file`: a library behind TLS with a private CA is refused without
 //! it and reached with it.
 
-use std::process::Command;
-
 use library_e2e::Pki;
 use library_testserver::TestServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
+mod support;
 
 /// Terminates TLS on 127.0.0.1 and forwards each connection to `upstream`.
 async fn tls_front(pki: &Pki, upstream: std::net::SocketAddr) -> std::net::SocketAddr {
@@ -31,22 +29,8 @@ async fn tls_front(pki: &Pki, upstream: std::net::SocketAddr) -> std::net::Socke
 }
 
 fn scs(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(dir);
-    for k in [
-        "LIBRARY_URL",
-        "LIBRARY_TOKEN",
-        "LIBRARY_TOKEN_FILE",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.output().expect("scs-library runs")
+    let mut cmd = support::command(dir);
+    cmd.args(args).output().expect("scs-library runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,26 +2,17 @@
 //! test server: output (tables and `--json`), exit codes, files on disk.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use library_testserver::{
     DownloadMode, Endpoint, Fault, FaultAction, TestServer, TestServerBuilder,
 };
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
+mod support;
+use support::start;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sif/amd64.sif")
-}
-
-fn start(builder: TestServerBuilder) -> TestServer {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(builder.start())
-        .expect("test server starts")
 }
 
 /// What one run printed and how it ended.
@@ -56,23 +47,8 @@ impl Out {
 
 /// `scs-library` with a clean environment: only what `env` sets.
 fn scs(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("LIBRARY_URL")
-        .env_remove("LIBRARY_TOKEN")
-        .env_remove("LIBRARY_TOKEN_FILE")
-        .env_remove("LIBRARY_RETRIES")
-        .env_remove("RUST_LOG")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = support::command(dir);
+    cmd.args(args).envs(env.iter().copied());
     let out = cmd.output().expect("scs-library runs");
     Out {
         code: out.status.code().expect("exited normally"),

@@ -8,41 +8,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use library_testserver::{Endpoint, Fault, FaultAction, Listener, TestServer, TestServerBuilder};
+use library_testserver::{Endpoint, Fault, FaultAction, Listener, TestServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
 const PART: u64 = 64 * 1024;
 
-fn start(builder: TestServerBuilder) -> TestServer {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(builder.start())
-        .expect("test server starts")
-}
+mod support;
+use support::start;
 
 /// `scs-library` pointed at `server`, with a clean environment.
 fn scs(dir: &Path, server: &TestServer, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(dir)
-        .env("LIBRARY_URL", server.url().as_str());
-    for var in [
-        "LIBRARY_TOKEN",
-        "LIBRARY_TOKEN_FILE",
-        "LIBRARY_RETRIES",
-        "RUST_LOG",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(Stdio::null());
+    let mut cmd = support::command(dir);
+    cmd.args(args).env("LIBRARY_URL", server.url().as_str());
     cmd
 }
 

@@ -3,7 +3,6 @@
 //! source, and each setting bounds what it says.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use library_testserver::{
@@ -11,7 +10,7 @@ use library_testserver::{
     ThrottledLink,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
+mod support;
 
 fn start(builder: TestServerBuilder) -> (tokio::runtime::Runtime, TestServer) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -24,31 +23,8 @@ fn start(builder: TestServerBuilder) -> (tokio::runtime::Runtime, TestServer) {
 }
 
 fn scs(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(dir);
-    for k in [
-        "LIBRARY_URL",
-        "LIBRARY_TOKEN",
-        "LIBRARY_TOKEN_FILE",
-        "LIBRARY_RETRIES",
-        "LIBRARY_CONNECT_TIMEOUT",
-        "LIBRARY_IDLE_TIMEOUT",
-        "LIBRARY_TIMEOUT",
-        "RUST_LOG",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = support::command(dir);
+    cmd.args(args).envs(env.iter().copied());
     cmd.output().expect("scs-library runs")
 }
 

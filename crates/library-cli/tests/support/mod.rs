@@ -1,0 +1,55 @@
+//! What the tests of `scs-library` share: the binary with a clean
+//! environment, and a test server started from a synchronous test.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use library_testserver::{TestServer, TestServerBuilder};
+
+/// The `scs-library` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_scs-library");
+
+/// Every variable of the environment that changes what `scs-library` does.
+const VARS: &[&str] = &[
+    "LIBRARY_URL",
+    "LIBRARY_TOKEN",
+    "LIBRARY_TOKEN_FILE",
+    "LIBRARY_RETRIES",
+    "LIBRARY_CONNECT_TIMEOUT",
+    "LIBRARY_IDLE_TIMEOUT",
+    "LIBRARY_TIMEOUT",
+    "RUST_LOG",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// `scs-library` run in `dir`, with none of the variables it reads set
+/// and no standard input: a test sets what it needs.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).stdin(Stdio::null());
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Starts a test server from a synchronous test (the server runs on a
+/// runtime of its own).
+pub fn start(builder: TestServerBuilder) -> TestServer {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(builder.start())
+        .expect("test server starts")
+}
