@@ -73,6 +73,8 @@ impl fmt::Debug for Pull {
             .field("arch", &self.arch)
             .field("downloader", &self.downloader)
             .field("resume", &self.resume)
+            .field("replace_existing", &self.replace)
+            .field("max_image_size", &self.max_size)
             .finish_non_exhaustive()
     }
 }
