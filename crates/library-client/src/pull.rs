@@ -395,30 +395,7 @@ impl Client {
                 })
             }
             StatusCode::SEE_OTHER => {
-                let location = resp
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| {
-                        Error::invalid_response(
-                            resp.url(),
-                            format!("HTTP {status} without a Location"),
-                        )
-                    })?
-                    .to_string();
-                resp.into_body().drain(64 * 1024).await;
-                let target = url.join(&location).map_err(|e| {
-                    Error::invalid_response(
-                        library_transport::redact_url(&url),
-                        format!("invalid redirect target: {e}"),
-                    )
-                })?;
-                if !matches!(target.scheme(), "http" | "https") {
-                    return Err(Error::invalid_response(
-                        library_transport::redact_url(&url),
-                        format!("redirect to a {:?} URL refused", target.scheme()),
-                    ));
-                }
+                let target = redirect_target(resp, &url).await?;
                 if image.size <= 0 {
                     return Err(Error::Http {
                         url: library_transport::redact_url(&target),
@@ -522,30 +499,7 @@ impl Client {
             let resp = self.get_retrying(&current).await?;
             match resp.status() {
                 s if s.is_redirection() => {
-                    let location = resp
-                        .headers()
-                        .get(LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    resp.into_body().drain(64 * 1024).await;
-                    let Some(location) = location else {
-                        return Err(Error::invalid_response(
-                            library_transport::redact_url(&current),
-                            format!("HTTP {s} without a Location"),
-                        ));
-                    };
-                    let next = current.join(&location).map_err(|e| {
-                        Error::invalid_response(
-                            library_transport::redact_url(&current),
-                            format!("invalid redirect target: {e}"),
-                        )
-                    })?;
-                    if !matches!(next.scheme(), "http" | "https") {
-                        return Err(Error::invalid_response(
-                            library_transport::redact_url(&current),
-                            format!("redirect to a {:?} URL refused", next.scheme()),
-                        ));
-                    }
+                    let next = redirect_target(resp, &current).await?;
                     current = next;
                 }
                 StatusCode::OK => {
@@ -580,6 +534,37 @@ impl Client {
             "too many redirects",
         ))
     }
+}
+
+/// Where a redirect of the library (`resp`, answering `from`) points: its
+/// `Location` resolved against `from`, which must be an http or https URL.
+/// The redirect's body is drained, so that its connection can be used
+/// again.
+async fn redirect_target(resp: library_transport::Response, from: &Url) -> Result<Url> {
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    resp.into_body().drain(64 * 1024).await;
+    let shown = library_transport::redact_url(from);
+    let Some(location) = location else {
+        return Err(Error::invalid_response(
+            shown,
+            format!("HTTP {status} without a Location"),
+        ));
+    };
+    let target = from.join(&location).map_err(|e| {
+        Error::invalid_response(shown.clone(), format!("invalid redirect target: {e}"))
+    })?;
+    if !matches!(target.scheme(), "http" | "https") {
+        return Err(Error::invalid_response(
+            shown,
+            format!("redirect to a {:?} URL refused", target.scheme()),
+        ));
+    }
+    Ok(target)
 }
 
 /// The hex SHA-256 an image record states (its hash `sha256.<hex>`), or
