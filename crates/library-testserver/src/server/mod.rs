@@ -1,0 +1,479 @@
+//! The listeners, the routing and the endpoint handlers.
+
+// Handlers return `Result<Reply, Reply>`: both sides are whole answers, and
+// the error side is built at most once per request.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, RANGE};
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use library_model::{
+    AbortMultipartUploadRequest, ArchImageTag, Collection, CompleteMultipartUploadRequest,
+    Container, Entity, Image, ImageTag, MultipartUpload, MultipartUploadStartRequest, UploadImage,
+    UploadImageComplete, UploadImagePart, UploadImagePartRequest, UploadImageRequest,
+    OPTION_S3_COMPLIANT,
+};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::body::{Payload, Reply, RespBody};
+use crate::db::{random_hex, Db, MultipartState, Path, SingleUpload, StoredPart, DEFAULT_ARCH};
+use crate::faults::{Endpoint, FaultAction, Faults};
+use crate::record::{Listener, RequestLog};
+use crate::s3::S3Client;
+use crate::store::{BoxError, Data, Received, Store, Want};
+use crate::{Config, DownloadMode, Multipart, TestServer};
+
+/// Largest JSON request body the server reads.
+const JSON_BODY_LIMIT: usize = 16 << 20;
+
+/// What the configured API version offers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Api {
+    pub(crate) v2_upload: bool,
+    pub(crate) v2_tags: bool,
+}
+
+/// State shared by the listeners and the [`TestServer`] handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) api: Api,
+    db: Mutex<Db>,
+    pub(crate) store: Store,
+    pub(crate) log: RequestLog,
+    pub(crate) faults: Faults,
+    pub(crate) library_url: Url,
+    pub(crate) blob_url: Url,
+    pub(crate) s3: Option<S3Client>,
+    /// The worker pool of the library listener, when it has one.
+    workers: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Shared {
+    pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Compares semantic versions well enough for the thresholds that matter:
+/// `major.minor.patch[-pre.release]`, a release sorting after its
+/// pre-releases and numeric identifiers comparing as numbers.
+pub(crate) fn version_at_least(v: &str, min: &str) -> bool {
+    fn parse(v: &str) -> Option<(Vec<u64>, Vec<String>)> {
+        let v = v.trim().trim_start_matches('v');
+        let v = v.split('+').next()?;
+        let (core, pre) = match v.split_once('-') {
+            Some((c, p)) => (c, p.split('.').map(str::to_string).collect()),
+            None => (v, Vec::new()),
+        };
+        let nums: Option<Vec<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
+        let nums = nums?;
+        (nums.len() == 3).then_some((nums, pre))
+    }
+    let (Some((a, ap)), Some((b, bp))) = (parse(v), parse(min)) else {
+        return false;
+    };
+    if a != b {
+        return a > b;
+    }
+    match (ap.is_empty(), bp.is_empty()) {
+        (true, _) => return true,
+        (false, true) => return false,
+        _ => {}
+    }
+    for (x, y) in ap.iter().zip(bp.iter()) {
+        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+            _ => x.cmp(y),
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord.is_gt();
+        }
+    }
+    ap.len() >= bp.len()
+}
+
+fn base_url(addr: SocketAddr) -> Url {
+    Url::parse(&format!("http://{addr}/")).expect("socket address makes a valid URL")
+}
+
+/// A runtime that is shut down without blocking when dropped, so that it
+/// can be dropped inside another runtime.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("runtime present until taken")
+    }
+
+    fn take(mut self) -> tokio::runtime::Runtime {
+        self.0.take().expect("runtime present until taken")
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
+    let runtime = OwnedRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("library-testserver")
+            .enable_all()
+            .build()?,
+    ));
+    let library = StdListener::bind((config.bind, config.port))?;
+    let blob = StdListener::bind((config.bind, 0))?;
+    library.set_nonblocking(true)?;
+    blob.set_nonblocking(true)?;
+    let library_addr = library.local_addr()?;
+    let blob_addr = blob.local_addr()?;
+    let api_version = config.api_version.clone().unwrap_or_default();
+    let api = Api {
+        v2_upload: version_at_least(&api_version, "2.0.0-alpha.1"),
+        v2_tags: version_at_least(&api_version, "2.0.0-alpha.2"),
+    };
+    let s3 = match &config.s3 {
+        Some(backend) => {
+            let backend = backend.clone();
+            let client = runtime
+                .get()
+                .spawn(async move { S3Client::connect(backend).await })
+                .await
+                .map_err(std::io::Error::other)??;
+            Some(client)
+        }
+        None => None,
+    };
+    let workers = config
+        .workers
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    let shared = Arc::new(Shared {
+        workers,
+        store: Store::new(&config.storage)?,
+        config,
+        api,
+        db: Mutex::new(Db::default()),
+        log: RequestLog::default(),
+        faults: Faults::default(),
+        library_url: base_url(library_addr),
+        blob_url: base_url(blob_addr),
+        s3,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (listener, which) in [(library, Listener::Library), (blob, Listener::Blob)] {
+        let listener = {
+            let _guard = runtime.get().enter();
+            TcpListener::from_std(listener)?
+        };
+        tasks.push(runtime.get().spawn(accept_loop(
+            listener,
+            which,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    tracing::debug!(%library_addr, %blob_addr, "library test server started");
+    Ok(TestServer {
+        shared,
+        runtime: Some(runtime.take()),
+        library_addr,
+        blob_addr,
+        stop: stop_tx,
+        tasks,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    which: Listener,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _)) => {
+                    let _ = sock.set_nodelay(true);
+                    tokio::spawn(serve_connection(sock, which, shared.clone()));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_connection(sock: tokio::net::TcpStream, which: Listener, shared: Arc<Shared>) {
+    let service = service_fn(move |req| handle(shared.clone(), which, req));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder.serve_connection(TokioIo::new(sock), service).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+mod download;
+mod library;
+mod routes;
+mod upload;
+
+use download::*;
+use library::*;
+use routes::*;
+use upload::*;
+
+/// Reads a whole (small) body.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<(Bytes, u64), BoxError> {
+    let mut buf = BytesMut::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(chunk) = frame?.into_data() {
+            len += chunk.len() as u64;
+            if buf.len() < limit {
+                let take = (limit - buf.len()).min(chunk.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+    }
+    Ok((buf.freeze(), len))
+}
+
+/// One request being handled.
+struct Ctx {
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    query: Option<String>,
+    /// The body of a JSON request.
+    body: Bytes,
+    /// The body of a streaming request, until it is read.
+    incoming: Option<Incoming>,
+    seq: u64,
+    fault: Option<FaultAction>,
+}
+
+impl Ctx {
+    fn param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn json<T: DeserializeOwned>(&self) -> Result<T, Reply> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Reply::error(400, format!("invalid JSON body: {e}")))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.header("content-length")?.trim().parse().ok()
+    }
+
+    /// Reads and drops the rest of a streaming body, recording its start.
+    async fn drain(&mut self) {
+        if let Some(body) = self.incoming.take() {
+            if let Ok((head, len)) = read_body(body, crate::record::RECORDED_BODY_LIMIT).await {
+                self.shared.log.set_body(self.seq, head, len);
+            }
+        }
+    }
+
+    /// Streams the body into storage.
+    async fn receive(&mut self, want: Want, hint: u64) -> Result<Received, Reply> {
+        let Some(body) = self.incoming.take() else {
+            return Err(Reply::error(500, "request body already read"));
+        };
+        match self.shared.store.receive(body, want, hint).await {
+            Ok(r) => {
+                self.shared.log.set_body(self.seq, r.head.clone(), r.len);
+                Ok(r)
+            }
+            Err(e) => Err(Reply::error(400, format!("reading the body failed: {e}"))),
+        }
+    }
+}
+
+/// Takes a worker for the request, when the listener has a pool: the
+/// request waits, unread, until one is free, and holds it until its answer
+/// has been sent (see [`crate::TestServerBuilder::workers`]).
+async fn handle(
+    shared: Arc<Shared>,
+    listener: Listener,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, BoxError> {
+    let pool = match (&shared.workers, listener) {
+        (Some(pool), Listener::Library) => Some(pool.clone()),
+        _ => None,
+    };
+    let Some(pool) = pool else {
+        return handle_request(shared, listener, req).await;
+    };
+    let worker = pool.acquire_owned().await?;
+    let resp = handle_request(shared, listener, req).await?;
+    Ok(resp.map(|body| crate::body::hold_until_sent(body, worker)))
+}
+
+async fn handle_request(
+    shared: Arc<Shared>,
+    listener: Listener,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, BoxError> {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let seq = shared.log.start(
+        listener,
+        &parts.method,
+        &raw_path,
+        query.as_deref(),
+        &parts.headers,
+    );
+    let path = percent_decode(raw_path.trim_start_matches('/'));
+    let route = Route::parse(listener, &parts.method, &path);
+    tracing::debug!(?listener, method = %parts.method, path = %raw_path, ?route, "request");
+    let mut ctx = Ctx {
+        shared: shared.clone(),
+        headers: parts.headers,
+        query,
+        body: Bytes::new(),
+        incoming: None,
+        seq,
+        fault: None,
+    };
+    if route.streams_body() {
+        ctx.incoming = Some(body);
+    } else {
+        let (b, len) = read_body(body, JSON_BODY_LIMIT).await?;
+        shared.log.set_body(seq, b.clone(), len);
+        ctx.body = b;
+    }
+    let part = match &route {
+        Route::PartPut(_, n) => Some(*n),
+        Route::MultipartPartUrl(_) => serde_json::from_slice::<serde_json::Value>(&ctx.body)
+            .ok()
+            .and_then(|v| v.get("partNumber").and_then(|n| n.as_u64())),
+        _ => None,
+    };
+    let fault = shared
+        .faults
+        .take(route.endpoint(), part, range_start(&ctx.headers));
+    if let Some(action) = fault {
+        tracing::debug!(?action, "injecting fault");
+    }
+    ctx.fault = fault;
+    match fault {
+        Some(FaultAction::DropConnection) => {
+            return Err("connection dropped by an injected fault".into());
+        }
+        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultAction::Status(code)) => {
+            ctx.drain().await;
+            return Ok(Reply::error(code, "injected fault").into_response(None));
+        }
+        _ => {}
+    }
+    let mut reply = if route.needs_token() && !authorized(&shared, &ctx.headers) {
+        Reply::error(
+            401,
+            "authentication required: missing or invalid bearer token",
+        )
+        .header("www-authenticate", "Bearer")
+    } else {
+        dispatch(&mut ctx, route).await
+    };
+    ctx.drain().await;
+    if parts.method == Method::HEAD {
+        reply.head_only = true;
+    }
+    Ok(reply.into_response(fault))
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = &shared.config.token else {
+        return true;
+    };
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {token}"))
+}
+
+async fn dispatch(ctx: &mut Ctx, route: Route) -> Reply {
+    let result = match route {
+        Route::Version => Ok(version(ctx)),
+        Route::EntityCreate => create_entity(ctx),
+        Route::EntityGet(name) => get_entity(ctx, &name),
+        Route::CollectionCreate => create_collection(ctx),
+        Route::CollectionGet(r) => get_collection(ctx, &r),
+        Route::ContainerCreate => create_container(ctx),
+        Route::ContainerGet(r) => get_container(ctx, &r),
+        Route::ImageCreate => create_image(ctx),
+        Route::ImageGet(r) => get_image(ctx, &r),
+        Route::ImageDelete(r) => delete_image(ctx, &r),
+        Route::Search => search(ctx),
+        Route::TagsGet { v2, container } => get_tags(ctx, v2, &container),
+        Route::TagsSet { v2, container } => set_tag(ctx, v2, &container),
+        Route::Pull(r) => pull(ctx, &r),
+        Route::Blob(id) => blob(ctx, &id),
+        Route::UploadV1(id) => upload_v1(ctx, &id).await,
+        Route::UploadStart(id) => upload_start(ctx, &id).await,
+        Route::UploadPut(id) => upload_put(ctx, &id).await,
+        Route::UploadComplete(id) => upload_complete(ctx, &id).await,
+        Route::MultipartStart(id) => multipart_start(ctx, &id).await,
+        Route::MultipartPartUrl(id) => multipart_part_url(ctx, &id).await,
+        Route::PartPut(id, n) => part_put(ctx, &id, n).await,
+        Route::MultipartComplete(id) => multipart_complete(ctx, &id).await,
+        Route::MultipartAbort(id) => multipart_abort(ctx, &id).await,
+        Route::OciRedirect => Ok(oci_redirect(ctx)),
+        Route::NotFound => Err(Reply::error(404, "no such endpoint")),
+    };
+    result.unwrap_or_else(|r| r)
+}
+
+type Handled = Result<Reply, Reply>;
+
+fn api_error((code, msg): (u16, String)) -> Reply {
+    Reply::error(code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_like_semver() {
+        assert!(version_at_least("2.0.0-alpha.2", "2.0.0-alpha.1"));
+        assert!(version_at_least("2.0.0-alpha.2", "2.0.0-alpha.2"));
+        assert!(!version_at_least("2.0.0-alpha.1", "2.0.0-alpha.2"));
+        assert!(version_at_least("2.0.0", "2.0.0-alpha.2"));
+        assert!(!version_at_least("1.0.0", "2.0.0-alpha.1"));
+        assert!(version_at_least("2.1.3", "2.0.0-alpha.2"));
+        assert!(version_at_least("2.0.0-beta", "2.0.0-alpha.2"));
+        assert!(!version_at_least("", "2.0.0-alpha.1"));
+        assert!(!version_at_least("garbage", "2.0.0-alpha.1"));
+    }
+}
