@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use library_transport::{parse_content_length, parse_content_range, parse_content_range_exact};
+use library_transport::headers::{parse_content_length, parse_content_range, parse_content_range_exact};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

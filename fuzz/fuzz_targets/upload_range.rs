@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use library_client::oci::parse_upload_range;
-use library_transport::HeaderParseError;
+use library_transport::headers::HeaderParseError;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

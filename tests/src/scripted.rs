@@ -59,9 +59,10 @@ impl Seen {
 
     /// The `Range: bytes=a-b` bounds, when the request has them.
     pub fn range(&self) -> Option<(u64, u64)> {
-        let r = self.header("range")?.strip_prefix("bytes=")?;
-        let (a, b) = r.split_once('-')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
+        match library_testserver::ByteRange::parse(self.header("range")?)? {
+            library_testserver::ByteRange::From(a, Some(b)) => Some((a, b)),
+            _ => None,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use library_model::{
 };
 
 use crate::client::Client;
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 
 /// The arguments of a search: `value` (at least 3 characters, matched
@@ -125,19 +126,7 @@ fn check_image_ref(image_ref: &str) -> Result<()> {
     }
 }
 
-/// The semantic-version comparison of the library's API gates: strict
-/// `MAJOR.MINOR.PATCH[-pre][+build]`, pre-releases ordered, build ignored.
-pub(crate) fn version_at_least(server: &str, required: &str) -> bool {
-    let (Ok(mut have), Ok(mut need)) = (
-        semver::Version::parse(server),
-        semver::Version::parse(required),
-    ) else {
-        return false;
-    };
-    have.build = semver::BuildMetadata::EMPTY;
-    need.build = semver::BuildMetadata::EMPTY;
-    have >= need
-}
+use library_model::version_at_least;
 
 impl Client {
     /// The server's version (`GET version`). Asked once per client: later
@@ -459,12 +448,6 @@ mod tests {
                 c["name"]
             );
         }
-        assert!(!version_at_least("v2.0.0", "2.0.0"));
-        assert!(!version_at_least("02.0.0", "2.0.0"));
-        assert!(version_at_least(
-            "2.0.0-alpha.2+build.1",
-            "2.0.0-alpha.2+zzz"
-        ));
     }
 
     #[test]

@@ -13,11 +13,12 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::DEFAULT_BASE_URL;
 
 /// A `None` request body with a concrete type.
-pub(crate) const NO_BODY: Option<&()> = None;
+pub(crate) use library_transport::NO_BODY;
 
 /// A client of one library server.
 ///

@@ -34,8 +34,10 @@
 
 mod api;
 mod client;
+mod envelope;
 mod error;
 pub mod oci;
+mod presigned;
 mod pull;
 mod push;
 pub mod sif;
@@ -49,10 +51,7 @@ pub use library_transport::{HttpClient, NoProgress, Progress, RetryConfig, RootS
 pub use pull::{Downloader, Pull, PulledImage, Transfer};
 pub use push::{Push, PushedImage, UploadKind};
 
-/// The library API version from which the v2 upload endpoints exist.
-pub const API_VERSION_V2_UPLOAD: &str = "2.0.0-alpha.1";
-/// The library API version from which tags are kept per architecture.
-pub const API_VERSION_V2_ARCH_TAGS: &str = "2.0.0-alpha.2";
+pub use library_model::{API_VERSION_V2_ARCH_TAGS, API_VERSION_V2_UPLOAD};
 /// The multipart option saying the server's object store is S3-compliant
 /// (each part's SHA-256 is sent).
 pub const OPTION_S3_COMPLIANT: &str = "s3compliant";

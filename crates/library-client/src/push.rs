@@ -15,6 +15,7 @@ use library_transport::{Checksums, MultipartUpload, NoProgress, PartInfo, PartTa
 use url::Url;
 
 use crate::client::Client;
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::{API_VERSION_V2_ARCH_TAGS, API_VERSION_V2_UPLOAD};
 
@@ -438,7 +439,7 @@ impl Client {
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
-        if library_transport::remote_sha256_support(target.as_str()) {
+        if crate::presigned::remote_sha256_support(target.as_str()) {
             headers.insert(
                 "x-amz-content-sha256",
                 HeaderValue::from_str(&sums.sha256_hex()).expect("hex is a valid header"),

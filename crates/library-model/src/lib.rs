@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod api_version;
 mod decode;
 mod gotime;
 mod models;
@@ -66,6 +67,7 @@ mod oci;
 mod response;
 mod upload;
 
+pub use api_version::{version_at_least, API_VERSION_V2_ARCH_TAGS, API_VERSION_V2_UPLOAD};
 pub use decode::{from_json, DecodeError};
 pub use gotime::{GoTime, TimeParseError};
 pub use models::{

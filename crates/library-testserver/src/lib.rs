@@ -62,6 +62,7 @@ mod body;
 mod db;
 mod faults;
 mod link;
+mod range;
 mod record;
 mod s3;
 mod server;
@@ -76,6 +77,7 @@ use url::Url;
 
 pub use faults::{Endpoint, Fault, FaultAction};
 pub use link::{LinkDirection, ThrottledLink, ThrottledLinkBuilder};
+pub use range::ByteRange;
 pub use record::{Listener, RecordedRequest};
 
 /// The API version a server announces by default: v2 uploads and tags per

@@ -228,8 +228,8 @@ impl Store {
             };
             Ok((
                 len,
-                md5.map(|h| hex(&h.finalize())),
-                sha.map(|h| hex(&h.finalize())),
+                md5.map(|h| format!("{:x}", h.finalize())),
+                sha.map(|h| format!("{:x}", h.finalize())),
                 data,
             ))
         });
@@ -302,25 +302,14 @@ impl Store {
                     }
                 }
             };
-            Ok((data, hex(&sha.finalize())))
+            Ok((data, format!("{:x}", sha.finalize())))
         })
         .await
         .map_err(io::Error::other)?
     }
 }
 
-/// Lowercase hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
 /// Hex SHA-256 of bytes.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    format!("{:x}", Sha256::digest(bytes))
 }

@@ -186,7 +186,7 @@ impl HttpClientBuilder {
     /// a silent link fails alike in both directions, and it lets one block
     /// through an uplink as slow as about 4 KB/s (a block is handed over
     /// whole, so progress is seen once per block). A timeout is retried as
-    /// any other (see [`may_retry_error`](crate::may_retry_error)).
+    /// any other (see [`Attempts`](crate::Attempts)).
     pub fn write_timeout(mut self, d: Duration) -> Self {
         self.write_timeout = d;
         self
@@ -492,8 +492,7 @@ impl HttpClient {
 
     /// Sends the request that `build` makes, and sends a new one with
     /// backoff while the outcome may be retried for the request's method
-    /// (see [`may_retry_error`](crate::may_retry_error) and
-    /// [`may_retry_status`](crate::may_retry_status)); a `Retry-After`
+    /// (the rules of [`Attempts`](crate::Attempts)); a `Retry-After`
     /// answer is honoured up to the policy's largest delay. The final
     /// response is returned whatever its status, so that the caller can
     /// judge it (when the retries are used up on a 503, that 503). `build`

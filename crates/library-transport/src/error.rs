@@ -241,7 +241,7 @@ impl Error {
     /// failures, timeouts, interrupted bodies, invalid part responses, 408,
     /// 429, 500, 502, 503 and 504. Other statuses, local I/O and decode
     /// errors are final. For another method, ask
-    /// [`may_retry_error`](crate::may_retry_error).
+    /// [`Attempts::after_error`](crate::Attempts::after_error).
     pub fn is_retryable(&self) -> bool {
         crate::retry::may_retry_error(&http::Method::GET, self)
     }

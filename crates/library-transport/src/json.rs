@@ -1,5 +1,5 @@
-//! JSON requests: the `{"data", "error"}` envelope and the status rules of
-//! the library protocol.
+//! JSON requests: a JSON body out, a buffered answer back (its status not
+//! judged), and the message of a JSON error body.
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
@@ -28,18 +28,6 @@ pub struct JsonResponse {
     pub body: Bytes,
     /// The request URL without query or user information.
     pub url: String,
-}
-
-/// Whether `status` is a success for a JSON request with `method`:
-/// GET 200; POST 200 or 201; PUT 200 or 204; DELETE 200; any other method
-/// any 2xx.
-pub fn status_accepted(method: &Method, status: StatusCode) -> bool {
-    match *method {
-        Method::GET | Method::DELETE => status == StatusCode::OK,
-        Method::POST => status == StatusCode::OK || status == StatusCode::CREATED,
-        Method::PUT => status == StatusCode::OK || status == StatusCode::NO_CONTENT,
-        _ => status.is_success(),
-    }
 }
 
 /// The code and message of an error body, from whichever shape the server
@@ -86,11 +74,6 @@ pub fn error_message(body: &[u8]) -> (Option<i64>, Option<String>) {
     (None, None)
 }
 
-#[derive(serde::Deserialize)]
-struct Envelope<T> {
-    data: Option<T>,
-}
-
 impl Answer for JsonResponse {
     fn status(&self) -> StatusCode {
         self.status
@@ -101,40 +84,6 @@ impl Answer for JsonResponse {
 }
 
 impl JsonResponse {
-    /// Applies the status rules for `method` (see [`status_accepted`]):
-    /// 404 is [`Error::NotFound`], 401 is [`Error::Unauthorized`], any
-    /// other unaccepted status is [`Error::Status`], each carrying the
-    /// server's message when its body has one.
-    pub fn check(&self, method: &Method) -> Result<()> {
-        if status_accepted(method, self.status) {
-            return Ok(());
-        }
-        let (code, message) = error_message(&self.body);
-        Err(Error::from_status(&self.url, self.status, code, message))
-    }
-
-    /// Decodes `{"data": T}`; a missing or null `data` is a decode error.
-    pub fn data<T: DeserializeOwned>(&self) -> Result<T> {
-        self.data_opt()?.ok_or_else(|| Error::Decode {
-            url: self.url.clone(),
-            source: <serde_json::Error as serde::de::Error>::custom("response has no data"),
-        })
-    }
-
-    /// Decodes `{"data": T}`; an empty body (or whitespace only) or a
-    /// missing or null `data` gives `None`.
-    pub fn data_opt<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(None);
-        }
-        serde_json::from_slice::<Envelope<T>>(&self.body)
-            .map(|e| e.data)
-            .map_err(|source| Error::Decode {
-                url: self.url.clone(),
-                source,
-            })
-    }
-
     /// Decodes the whole body as `T` (no envelope).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|source| Error::Decode {
@@ -188,9 +137,8 @@ impl HttpClient {
 
     /// [`request_json`](Self::request_json), sent again with backoff while
     /// the outcome may be retried for `method` (a failure on the way, or an
-    /// answer such as 503; see
-    /// [`may_retry_error`](crate::may_retry_error) and
-    /// [`may_retry_status`](crate::may_retry_status)). Reading the body is
+    /// answer such as 503; the rules of
+    /// [`Attempts`](crate::Attempts)). Reading the body is
     /// part of each attempt. The last answer is returned whatever its
     /// status.
     pub async fn request_json_with_retry<B: Serialize + ?Sized>(
@@ -206,46 +154,5 @@ impl HttpClient {
             self.request_json(method.clone(), url, headers, body)
         })
         .await
-    }
-
-    /// Sends a JSON request, applies the status rules
-    /// ([`JsonResponse::check`]) and decodes `{"data": T}`.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> library_transport::Result<()> {
-    /// use library_transport::{HttpClient, NO_BODY};
-    /// let client = HttpClient::new()?;
-    /// let url = url::Url::parse("https://library.example/version").unwrap();
-    /// let v: serde_json::Value = client.json(http::Method::GET, &url, &http::HeaderMap::new(), NO_BODY).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &HeaderMap,
-        body: Option<&B>,
-    ) -> Result<T> {
-        let r = self
-            .request_json(method.clone(), url, headers, body)
-            .await?;
-        r.check(&method)?;
-        r.data()
-    }
-
-    /// Like [`json`](Self::json), but an empty body or a null `data` is
-    /// accepted as `None`.
-    pub async fn json_opt<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &HeaderMap,
-        body: Option<&B>,
-    ) -> Result<Option<T>> {
-        let r = self
-            .request_json(method.clone(), url, headers, body)
-            .await?;
-        r.check(&method)?;
-        r.data_opt()
     }
 }

@@ -10,9 +10,9 @@
 //!   from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`/`ALL_PROXY`, a connect
 //!   timeout, a timeout up to the response headers and an idle timeout per
 //!   body frame. Redirects are never followed.
-//! - [`HttpClient::json`], [`HttpClient::json_opt`] and
-//!   [`HttpClient::request_json`] speak the library's `{"data","error"}`
-//!   envelope with the protocol's status rules, with a cap on buffered bodies.
+//! - [`HttpClient::request_json`] sends a JSON body and buffers the answer
+//!   ([`JsonResponse`], capped), leaving the judging of its status to the
+//!   caller; [`error_message`] reads the message of a JSON error body.
 //! - [`HttpClient::download_ranged`] runs a [`RangedDownload`] into a
 //!   [`Destination`]; [`HttpClient::download_stream`] and
 //!   [`HttpClient::download_response`] download one stream;
@@ -32,12 +32,15 @@
 //! # async fn demo() -> library_transport::Result<()> {
 //! let client = HttpClient::builder().user_agent("example/1.0").build()?;
 //!
-//! // A JSON request with the library's envelope and status rules.
+//! // A JSON request; the answer is buffered, its status left to the caller.
 //! let base = url::Url::parse("https://library.example/").unwrap();
-//! let version: serde_json::Value = client
-//!     .json(http::Method::GET, &base.join("version").unwrap(), &http::HeaderMap::new(), NO_BODY)
+//! let answer = client
+//!     .request_json(http::Method::GET, &base.join("version").unwrap(), &http::HeaderMap::new(), NO_BODY)
 //!     .await?;
-//! println!("{version}");
+//! if answer.status.is_success() {
+//!     let version: serde_json::Value = answer.decode()?;
+//!     println!("{version}");
+//! }
 //!
 //! // A verified concurrent download into a file, renamed into place when complete.
 //! let job = RangedDownload::new(base.join("s3/image.sif").unwrap(), 50 << 20)
@@ -68,13 +71,16 @@ pub use client::{HttpClient, HttpClientBuilder, RootSource};
 pub use dest::{Destination, DEFAULT_MAX_IMAGE_SIZE};
 pub use download::{copy_response, Downloaded, RangedDownload, MAX_PARTS};
 pub use error::{BoxError, Error, Result};
-pub use json::{error_message, status_accepted, JsonResponse, NO_BODY};
+pub use json::{error_message, JsonResponse, NO_BODY};
 pub use progress::{NoProgress, Progress};
-pub use retry::{
-    may_retry_error, may_retry_status, retry, retry_after, Attempts, Backoff, RetryConfig,
-};
+pub use retry::{Attempts, Backoff, RetryConfig};
 pub use upload::{CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget};
-pub use util::{
-    hex, new_request, parse_content_length, parse_content_range, parse_content_range_exact,
-    parse_sha256_hex, part_size, redact_url, remote_sha256_support, same_origin, HeaderParseError,
-};
+pub use util::{hex, new_request, parse_sha256_hex, redact_url, same_origin};
+
+/// Parsers of the headers that carry byte counts (`Content-Length`,
+/// `Content-Range`), with the reference's error kinds.
+pub mod headers {
+    pub use crate::util::{
+        parse_content_length, parse_content_range, parse_content_range_exact, HeaderParseError,
+    };
+}

@@ -254,18 +254,7 @@ impl Attempts {
 /// fails in a way [`Attempts`] calls final for that method, or the
 /// retries are used up; waits between attempts as [`Attempts`] says. `op`
 /// gets the number of retries made so far (0 for the first attempt).
-///
-/// ```
-/// # async fn demo() -> library_transport::Result<()> {
-/// use library_transport::{retry, RetryConfig};
-/// let v = retry(&RetryConfig::default(), &http::Method::GET, "demo", |_retries| async {
-///     Ok::<_, library_transport::Error>(1)
-/// })
-/// .await?;
-/// assert_eq!(v, 1);
-/// # Ok(()) }
-/// ```
-pub async fn retry<T, F, Fut>(
+pub(crate) async fn retry<T, F, Fut>(
     cfg: &RetryConfig,
     method: &Method,
     what: &str,
@@ -293,7 +282,7 @@ where
 
 /// Whether a request with `method` may be sent again after it failed
 /// with `e` (the rule of [`Attempts`], without counting attempts).
-pub fn may_retry_error(method: &Method, e: &Error) -> bool {
+pub(crate) fn may_retry_error(method: &Method, e: &Error) -> bool {
     Attempts::new(&RetryConfig::default().with_max_retries(1), method)
         .after_error(e)
         .is_some()
@@ -302,17 +291,8 @@ pub fn may_retry_error(method: &Method, e: &Error) -> bool {
 /// Whether a request with `method` may be sent again after the server
 /// answered `status` (the rule of [`Attempts`], without counting
 /// attempts).
-///
-/// ```
-/// use library_transport::may_retry_status;
-/// use http::{Method, StatusCode};
-/// assert!(may_retry_status(&Method::GET, StatusCode::BAD_GATEWAY));
-/// assert!(!may_retry_status(&Method::POST, StatusCode::BAD_GATEWAY));
-/// assert!(may_retry_status(&Method::POST, StatusCode::SERVICE_UNAVAILABLE));
-/// assert!(!may_retry_status(&Method::GET, StatusCode::NOT_FOUND));
-/// assert!(!may_retry_status(&Method::GET, StatusCode::NOT_IMPLEMENTED));
-/// ```
-pub fn may_retry_status(method: &Method, status: StatusCode) -> bool {
+#[cfg(test)]
+pub(crate) fn may_retry_status(method: &Method, status: StatusCode) -> bool {
     Attempts::new(&RetryConfig::default(), method).status_may_repeat(status)
 }
 
@@ -325,7 +305,7 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// The delay a `Retry-After: <seconds>` header asks for (the HTTP-date
 /// form is not used by the servers this client talks to and is ignored).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     v.parse::<u64>().ok().map(Duration::from_secs)
 }

@@ -96,80 +96,6 @@ pub fn parse_content_length(value: &str) -> Result<i64, HeaderParseError> {
     parse_i64(value)
 }
 
-/// The size of the next part: `min(bytes_remaining, part_size)`, without
-/// validation.
-///
-/// ```
-/// assert_eq!(library_transport::part_size(2, 1), 1);
-/// assert_eq!(library_transport::part_size(1, 2), 1);
-/// ```
-pub fn part_size(bytes_remaining: i64, part_size: i64) -> i64 {
-    bytes_remaining.min(part_size)
-}
-
-/// Decodes a query component the way Go's `url.QueryUnescape` does
-/// (`+` is a space; a bad `%` escape is an error).
-fn query_unescape(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Whether a presigned S3 URL signs the `x-amz-content-sha256` header, so
-/// that the uploader must send it.
-///
-/// Takes the first value of the query parameter `X-Amz-SignedHeaders`
-/// (exact key), splits it on `;` and looks for `x-amz-content-sha256`.
-/// As in Go's query parser, a `key=value` pair containing a raw `;` is
-/// ignored. Accepts a full URL or just `?query`.
-///
-/// ```
-/// use library_transport::remote_sha256_support;
-/// assert!(remote_sha256_support("https://s3/b?X-Amz-SignedHeaders=host%3Bx-amz-content-sha256"));
-/// assert!(!remote_sha256_support("?X-Amz-SignedHeaders=host"));
-/// ```
-pub fn remote_sha256_support(url: &str) -> bool {
-    let Some((_, query)) = url.split_once('?') else {
-        return false;
-    };
-    let query = query.split('#').next().unwrap_or_default();
-    for pair in query.split('&') {
-        if pair.is_empty() || pair.contains(';') {
-            continue;
-        }
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (Some(k), Some(v)) = (query_unescape(k), query_unescape(v)) else {
-            continue;
-        };
-        if k == "X-Amz-SignedHeaders" {
-            return v.split(';').any(|h| h == "x-amz-content-sha256");
-        }
-    }
-    false
-}
-
 /// Whether two URLs have the same origin: scheme, host and port (the
 /// scheme's default port when none is given), compared case-insensitively.
 /// A client uses this to decide whether its credentials may follow a
@@ -308,16 +234,6 @@ mod tests {
         assert_eq!(parse_content_range_exact("bytes 5-9/10"), Some((5, 9, 10)));
         assert_eq!(parse_content_range_exact("bytes */10"), None);
         assert_eq!(parse_content_range_exact("bytes 5-9/*"), None);
-    }
-
-    #[test]
-    fn sha256_support_ignores_raw_semicolon_pairs() {
-        assert!(!remote_sha256_support(
-            "?X-Amz-SignedHeaders=host;x-amz-content-sha256"
-        ));
-        assert!(remote_sha256_support(
-            "?a=b&X-Amz-SignedHeaders=host%3bx-amz-content-sha256"
-        ));
     }
 
     #[test]

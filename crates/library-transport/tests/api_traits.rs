@@ -31,7 +31,7 @@ async fn futures_are_send() {
     );
     send(&f);
     let h = http::HeaderMap::new();
-    let f = client.json::<serde_json::Value, _>(http::Method::GET, &url, &h, NO_BODY);
+    let f = client.request_json(http::Method::GET, &url, &h, NO_BODY);
     send(&f);
     let retry = RetryConfig::none();
     let f = client.put_file_range(&url, &h, dir.path(), 0, 0, &retry);

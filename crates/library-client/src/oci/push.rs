@@ -13,7 +13,8 @@ use library_model::{
     Descriptor, ImageIndex, ImageManifest, Platform, SifConfig, MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SIF_CONFIG, MEDIA_TYPE_SIF_LAYER,
 };
-use library_transport::{hex, redact_url, HeaderParseError, Progress};
+use library_transport::headers::HeaderParseError;
+use library_transport::{hex, redact_url, Progress};
 use sha2::{Digest, Sha256};
 use url::Url;
 

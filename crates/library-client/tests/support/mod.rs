@@ -50,11 +50,7 @@ pub fn sha256_hex(path: &Path) -> String {
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(path).unwrap();
     std::io::copy(&mut f, &mut h).unwrap();
-    hex(&h.finalize())
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    format!("{:x}", h.finalize())
 }
 
 /// The requests whose path ends with or contains `needle`.

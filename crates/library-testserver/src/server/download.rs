@@ -4,51 +4,9 @@
 
 use super::*;
 
-/// A parsed `Range: bytes=…` header (one range only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RangeSpec {
-    /// `a-b` or `a-` (`None` end).
-    From(u64, Option<u64>),
-    /// `-n`: the last n bytes.
-    Suffix(u64),
-}
-
-pub(super) fn parse_range(headers: &HeaderMap) -> Option<RangeSpec> {
-    let v = headers.get(RANGE)?.to_str().ok()?.trim();
-    let spec = v.strip_prefix("bytes=")?.trim();
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        return Some(RangeSpec::Suffix(b.parse().ok()?));
-    }
-    let a: u64 = a.parse().ok()?;
-    if b.is_empty() {
-        return Some(RangeSpec::From(a, None));
-    }
-    let b: u64 = b.parse().ok()?;
-    (b >= a).then_some(RangeSpec::From(a, Some(b)))
-}
-
-/// The first and last byte a range selects, or `None` when it cannot be
-/// satisfied.
-pub(super) fn resolve_range(spec: RangeSpec, total: u64) -> Option<(u64, u64)> {
-    match spec {
-        RangeSpec::From(a, _) if a >= total => None,
-        RangeSpec::From(a, b) => Some((a, b.unwrap_or(total - 1).min(total - 1))),
-        RangeSpec::Suffix(0) => None,
-        RangeSpec::Suffix(_) if total == 0 => None,
-        RangeSpec::Suffix(n) => Some((total.saturating_sub(n), total - 1)),
-    }
-}
-
-pub(super) fn range_start(headers: &HeaderMap) -> Option<u64> {
-    match parse_range(headers)? {
-        RangeSpec::From(a, _) => Some(a),
-        RangeSpec::Suffix(_) => None,
-    }
+/// The one range a request asks for, if any.
+pub(super) fn requested_range(headers: &HeaderMap) -> Option<ByteRange> {
+    ByteRange::parse(headers.get(RANGE)?.to_str().ok()?)
 }
 
 pub(super) fn pull(ctx: &Ctx, r: &str) -> Handled {
@@ -119,11 +77,11 @@ pub(super) fn serve_data(ctx: &Ctx, data: Data, hash: &str) -> Reply {
     }
     let range = match ctx.header("if-range") {
         Some(v) if v.trim() != etag => None,
-        _ => parse_range(&ctx.headers),
+        _ => requested_range(&ctx.headers),
     };
     let reply = match range {
         None => whole(data),
-        Some(spec) => match resolve_range(spec, total) {
+        Some(spec) => match spec.resolve(total) {
             None => Reply::error(416, "requested range not satisfiable")
                 .header("content-range", format!("bytes */{total}")),
             Some(_) if ctx.fault == Some(FaultAction::IgnoreRange) => whole(data),
@@ -179,28 +137,4 @@ pub(super) fn oci_redirect(ctx: &Ctx) -> Reply {
         200,
         &serde_json::json!({ "token": token, "url": url.as_str(), "name": name }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(RANGE, v.parse().unwrap());
-            parse_range(&m)
-        };
-        assert_eq!(h("bytes=0-9"), Some(RangeSpec::From(0, Some(9))));
-        assert_eq!(h("bytes=5-"), Some(RangeSpec::From(5, None)));
-        assert_eq!(h("bytes=-3"), Some(RangeSpec::Suffix(3)));
-        assert_eq!(h("bytes=0-1,4-5"), None);
-        assert_eq!(
-            resolve_range(RangeSpec::From(8, Some(20)), 10),
-            Some((8, 9))
-        );
-        assert_eq!(resolve_range(RangeSpec::From(10, None), 10), None);
-        assert_eq!(resolve_range(RangeSpec::Suffix(3), 10), Some((7, 9)));
-    }
 }

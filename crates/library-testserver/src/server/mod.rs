@@ -16,9 +16,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use library_model::{
-    AbortMultipartUploadRequest, ArchImageTag, Collection, CompleteMultipartUploadRequest,
-    Container, Entity, Image, ImageTag, MultipartUpload, MultipartUploadStartRequest, UploadImage,
-    UploadImageComplete, UploadImagePart, UploadImagePartRequest, UploadImageRequest,
+    version_at_least, AbortMultipartUploadRequest, ArchImageTag, Collection,
+    CompleteMultipartUploadRequest, Container, Entity, Image, ImageTag, MultipartUpload,
+    MultipartUploadStartRequest, UploadImage, UploadImageComplete, UploadImagePart,
+    UploadImagePartRequest, UploadImageRequest, API_VERSION_V2_ARCH_TAGS, API_VERSION_V2_UPLOAD,
     OPTION_S3_COMPLIANT,
 };
 use serde::de::DeserializeOwned;
@@ -28,6 +29,7 @@ use url::Url;
 use crate::body::{Payload, Reply, RespBody};
 use crate::db::{random_hex, Db, MultipartState, Path, SingleUpload, StoredPart, DEFAULT_ARCH};
 use crate::faults::{Endpoint, FaultAction, Faults};
+use crate::range::ByteRange;
 use crate::record::{Listener, RequestLog};
 use crate::s3::S3Client;
 use crate::store::{BoxError, Data, Received, Store, Want};
@@ -63,46 +65,6 @@ impl Shared {
     pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Compares semantic versions well enough for the thresholds that matter:
-/// `major.minor.patch[-pre.release]`, a release sorting after its
-/// pre-releases and numeric identifiers comparing as numbers.
-pub(crate) fn version_at_least(v: &str, min: &str) -> bool {
-    fn parse(v: &str) -> Option<(Vec<u64>, Vec<String>)> {
-        let v = v.trim().trim_start_matches('v');
-        let v = v.split('+').next()?;
-        let (core, pre) = match v.split_once('-') {
-            Some((c, p)) => (c, p.split('.').map(str::to_string).collect()),
-            None => (v, Vec::new()),
-        };
-        let nums: Option<Vec<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
-        let nums = nums?;
-        (nums.len() == 3).then_some((nums, pre))
-    }
-    let (Some((a, ap)), Some((b, bp))) = (parse(v), parse(min)) else {
-        return false;
-    };
-    if a != b {
-        return a > b;
-    }
-    match (ap.is_empty(), bp.is_empty()) {
-        (true, _) => return true,
-        (false, true) => return false,
-        _ => {}
-    }
-    for (x, y) in ap.iter().zip(bp.iter()) {
-        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-            _ => x.cmp(y),
-        };
-        if ord != std::cmp::Ordering::Equal {
-            return ord.is_gt();
-        }
-    }
-    ap.len() >= bp.len()
 }
 
 fn base_url(addr: SocketAddr) -> Url {
@@ -147,8 +109,8 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
     let blob_addr = blob.local_addr()?;
     let api_version = config.api_version.clone().unwrap_or_default();
     let api = Api {
-        v2_upload: version_at_least(&api_version, "2.0.0-alpha.1"),
-        v2_tags: version_at_least(&api_version, "2.0.0-alpha.2"),
+        v2_upload: version_at_least(&api_version, API_VERSION_V2_UPLOAD),
+        v2_tags: version_at_least(&api_version, API_VERSION_V2_ARCH_TAGS),
     };
     let s3 = match &config.s3 {
         Some(backend) => {
@@ -378,9 +340,11 @@ async fn handle_request(
             .and_then(|v| v.get("partNumber").and_then(|n| n.as_u64())),
         _ => None,
     };
-    let fault = shared
-        .faults
-        .take(route.endpoint(), part, range_start(&ctx.headers));
+    let fault = shared.faults.take(
+        route.endpoint(),
+        part,
+        requested_range(&ctx.headers).and_then(ByteRange::start),
+    );
     if let Some(action) = fault {
         tracing::debug!(?action, "injecting fault");
     }
@@ -458,22 +422,4 @@ type Handled = Result<Reply, Reply>;
 
 fn api_error((code, msg): (u16, String)) -> Reply {
     Reply::error(code, msg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_like_semver() {
-        assert!(version_at_least("2.0.0-alpha.2", "2.0.0-alpha.1"));
-        assert!(version_at_least("2.0.0-alpha.2", "2.0.0-alpha.2"));
-        assert!(!version_at_least("2.0.0-alpha.1", "2.0.0-alpha.2"));
-        assert!(version_at_least("2.0.0", "2.0.0-alpha.2"));
-        assert!(!version_at_least("1.0.0", "2.0.0-alpha.1"));
-        assert!(version_at_least("2.1.3", "2.0.0-alpha.2"));
-        assert!(version_at_least("2.0.0-beta", "2.0.0-alpha.2"));
-        assert!(!version_at_least("", "2.0.0-alpha.1"));
-        assert!(!version_at_least("garbage", "2.0.0-alpha.1"));
-    }
 }

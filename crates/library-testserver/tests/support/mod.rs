@@ -170,15 +170,11 @@ pub fn u(base: &Url, path: &str) -> String {
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
+    format!("{:x}", Sha256::digest(b))
 }
 
 pub fn md5_hex(b: &[u8]) -> String {
-    hex(&md5::Md5::digest(b))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    format!("{:x}", md5::Md5::digest(b))
 }
 
 /// Deterministic test bytes.

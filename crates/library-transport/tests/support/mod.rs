@@ -257,10 +257,12 @@ pub fn serve_range(data: &[u8], seen: &Seen) -> Reply {
     }
 }
 
+/// The bounds of a `Range: bytes=a-b` header the client sent.
 pub fn parse_range(r: &str) -> (u64, u64) {
-    let r = r.strip_prefix("bytes=").unwrap();
-    let (a, b) = r.split_once('-').unwrap();
-    (a.parse().unwrap(), b.parse().unwrap())
+    match library_testserver::ByteRange::parse(r) {
+        Some(library_testserver::ByteRange::From(a, Some(b))) => (a, b),
+        other => panic!("the client asks for one closed range, not {r:?} ({other:?})"),
+    }
 }
 
 /// A forward proxy on raw TCP: answers absolute-form requests itself with
