@@ -45,8 +45,8 @@ fn parse_i64(s: &str) -> Result<i64, HeaderParseError> {
 /// as `bytes`) is an error, never a panic.
 ///
 /// ```
-/// assert_eq!(library_transport::parse_content_range("bytes 0-1000/1000"), Ok(1000));
-/// assert!(library_transport::parse_content_range("bytes").is_err());
+/// assert_eq!(library_transport::headers::parse_content_range("bytes 0-1000/1000"), Ok(1000));
+/// assert!(library_transport::headers::parse_content_range("bytes").is_err());
 /// ```
 pub fn parse_content_range(value: &str) -> Result<i64, HeaderParseError> {
     let mut fields = value.split(' ');
@@ -85,9 +85,9 @@ pub fn parse_content_range_exact(value: &str) -> Option<(u64, u64, u64)> {
 /// `-1`; anything that is not a decimal integer is an error.
 ///
 /// ```
-/// assert_eq!(library_transport::parse_content_length(""), Ok(-1));
-/// assert_eq!(library_transport::parse_content_length("1234"), Ok(1234));
-/// assert!(library_transport::parse_content_length("xxxx").is_err());
+/// assert_eq!(library_transport::headers::parse_content_length(""), Ok(-1));
+/// assert_eq!(library_transport::headers::parse_content_length("1234"), Ok(1234));
+/// assert!(library_transport::headers::parse_content_length("xxxx").is_err());
 /// ```
 pub fn parse_content_length(value: &str) -> Result<i64, HeaderParseError> {
     if value.is_empty() {
