@@ -51,6 +51,20 @@ struct ProxySettings {
     cgi: bool,
 }
 
+/// Whether `value` names a proxy this client can use: an `http` or `https`
+/// URL (or a bare `host:port`, taken as `http`) with a host.
+fn proxy_uri_is_usable(value: &str) -> bool {
+    let Ok(uri) = value.parse::<Uri>() else {
+        return false;
+    };
+    let scheme_ok = matches!(uri.scheme_str(), None | Some("http") | Some("https"));
+    let host_ok = uri
+        .authority()
+        .map(|a| a.host())
+        .is_some_and(|h| !h.is_empty());
+    scheme_ok && host_ok
+}
+
 /// Hides `user:password@` in a proxy URL.
 fn mask_userinfo(u: &str) -> String {
     match (u.find("://"), u.rfind('@')) {
@@ -82,6 +96,26 @@ impl ProxySettings {
             no: first(&["NO_PROXY", "no_proxy"]),
             cgi: get("REQUEST_METHOD").is_some(),
         }
+    }
+
+    /// Refuses a proxy URL that the matcher would silently skip (requests
+    /// would then go direct, around the proxy the user named).
+    fn check(&self) -> Result<()> {
+        for (what, value) in [
+            ("all", &self.all),
+            ("http://", &self.http),
+            ("https://", &self.https),
+        ] {
+            if value.is_empty() || proxy_uri_is_usable(value) {
+                continue;
+            }
+            return Err(Error::InvalidRequest(format!(
+                "proxy {:?} for {what} requests is not a proxy URL \
+                 (expected http://host:port or https://host:port)",
+                mask_userinfo(value)
+            )));
+        }
+        Ok(())
     }
 
     fn matcher(&self) -> Matcher {
@@ -223,7 +257,10 @@ impl HttpClientBuilder {
 
     /// Sends all requests (http and https) through the proxy at `url`,
     /// overriding the environment. `user:password@` in the URL is sent as
-    /// Basic proxy authorization.
+    /// Basic proxy authorization. A value that is not an `http` or `https`
+    /// URL with a host (a bare `host:port` is taken as `http`) makes
+    /// [`build`](Self::build) fail, rather than send requests around it;
+    /// the same holds for the proxy variables of the environment.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         let u = url.into();
         self.proxy.all = u.clone();
@@ -336,6 +373,7 @@ impl HttpClientBuilder {
     /// Builds the client. Fails if a CA file cannot be read or holds no
     /// certificate, or if no root certificate is trusted at all.
     pub fn build(self) -> Result<HttpClient> {
+        self.proxy.check()?;
         let tls = self.tls_config()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -864,5 +902,36 @@ mod tests {
         let shown = format!("{b:?}");
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("proxy.example:3128"), "{shown}");
+    }
+
+    #[test]
+    fn a_proxy_that_cannot_be_used_fails_the_build() {
+        for good in [
+            "http://proxy.example:3128",
+            "https://p.example",
+            "p.example:8080",
+        ] {
+            let b = HttpClientBuilder::new().no_proxy_from_env().proxy(good);
+            assert!(b.build().is_ok(), "{good}");
+        }
+        for bad in [
+            "not a proxy url",
+            "socks5://p.example:1080",
+            "ftp://p.example",
+            "http://user:secret@/",
+        ] {
+            let err = HttpClientBuilder::new()
+                .no_proxy_from_env()
+                .proxy(bad)
+                .build()
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("not a proxy URL"), "{bad}: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        let from_env = HttpClientBuilder::new().proxy_from_vars(|k| {
+            (k == "HTTPS_PROXY").then(|| "socks5h://p.example:1080".to_string())
+        });
+        assert!(from_env.build().is_err());
     }
 }
