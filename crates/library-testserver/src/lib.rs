@@ -61,6 +61,7 @@
 mod body;
 mod db;
 mod faults;
+mod in_flight;
 mod link;
 mod range;
 mod record;
@@ -539,6 +540,20 @@ impl TestServer {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+
+    /// The most requests `listener` has handled at once since the server
+    /// started or since [`reset_peaks`](Self::reset_peaks). A request counts
+    /// from its arrival until its answer has been sent in full (or its
+    /// connection closed), waiting for a worker included.
+    pub fn peak_in_flight(&self, listener: Listener) -> usize {
+        self.shared.in_flight.peak(listener)
+    }
+
+    /// Starts [`peak_in_flight`](Self::peak_in_flight) again from the
+    /// requests in flight now.
+    pub fn reset_peaks(&self) {
+        self.shared.in_flight.reset_peaks()
     }
 
     /// The size of the worker pool of the library listener, when it has

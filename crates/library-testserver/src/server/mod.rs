@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) s3: Option<S3Client>,
     /// The worker pool of the library listener, when it has one.
     workers: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests in flight per listener.
+    pub(crate) in_flight: Arc<crate::in_flight::InFlight>,
 }
 
 impl Shared {
@@ -129,6 +131,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     let shared = Arc::new(Shared {
         workers,
+        in_flight: Default::default(),
         store: Store::new(&config.storage)?,
         config,
         api,
@@ -287,16 +290,20 @@ async fn handle(
     listener: Listener,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, BoxError> {
+    let entered = shared.in_flight.enter(listener);
     let pool = match (&shared.workers, listener) {
         (Some(pool), Listener::Library) => Some(pool.clone()),
         _ => None,
     };
-    let Some(pool) = pool else {
-        return handle_request(shared, listener, req).await;
+    let resp = match pool {
+        None => handle_request(shared, listener, req).await?,
+        Some(pool) => {
+            let worker = pool.acquire_owned().await?;
+            let resp = handle_request(shared, listener, req).await?;
+            resp.map(|body| crate::body::hold_until_sent(body, worker))
+        }
     };
-    let worker = pool.acquire_owned().await?;
-    let resp = handle_request(shared, listener, req).await?;
-    Ok(resp.map(|body| crate::body::hold_until_sent(body, worker)))
+    Ok(resp.map(|body| crate::in_flight::counted_until_sent(body, entered)))
 }
 
 async fn handle_request(
