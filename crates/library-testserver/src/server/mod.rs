@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) s3: Option<S3Client>,
     /// The worker pool of the library listener, when it has one.
     workers: Option<Arc<tokio::sync::Semaphore>>,
+    /// Bytes of stored image data sent in answer bodies (whole images,
+    /// ranges and blobs), counted as the frames go out.
+    pub(crate) image_bytes_sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -128,6 +131,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         .workers
         .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     let shared = Arc::new(Shared {
+        image_bytes_sent: Arc::default(),
         workers,
         store: Store::new(&config.storage)?,
         config,
