@@ -619,6 +619,16 @@ where
     F: FnOnce(PathBuf, Pull) -> Fut,
     Fut: std::future::Future<Output = Result<PulledImage>>,
 {
+    if !pull.replace && std::fs::symlink_metadata(dest).is_ok() {
+        // Before any image byte is fetched (into the cache or not).
+        return Err(Error::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the destination exists (and holds another image); it is not to be replaced",
+            ),
+        });
+    }
     let Some(cache) = &pull.cache else {
         return fetch(dest.to_path_buf(), pull.clone()).await;
     };

@@ -187,6 +187,7 @@ where
     let entry = cache.entry_path(&hex);
     let lock_path = cache.lock_path(&hex);
     let name = format!("sha256.{hex}");
+    remove_stale_temps(&cache.library_dir(), STALE_TEMP);
     let mut fetch = Some(fetch);
     let mut evicted = false;
     let mut filled = false;
@@ -230,7 +231,6 @@ where
                 actual: "a cache entry that changed after it was verified".into(),
             });
         };
-        remove_stale_temps(&cache.library_dir(), STALE_TEMP);
         f(entry.clone()).await?;
         // Apptainer's mode for its entries.
         let _ = std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o700));
