@@ -67,7 +67,34 @@ async fn lock(
     progress: &dyn Progress,
     what: &str,
 ) -> Option<EntryLock> {
-    let file = open_lock(path)?;
+    match lock_until(path, exclusive, progress, what, None).await {
+        Locked::Held(l) => Some(l),
+        Locked::Appeared | Locked::Unlocked => None,
+    }
+}
+
+/// What [`lock_until`] ended with.
+enum Locked {
+    Held(EntryLock),
+    /// The file waited for appeared first.
+    Appeared,
+    /// No lock on this file system.
+    Unlocked,
+}
+
+/// [`lock`], except that the wait also ends when `appears` exists (an
+/// entry another process has filled: then there is no need to wait for
+/// the lock, which the readers of that entry may hold for a while).
+async fn lock_until(
+    path: &Path,
+    exclusive: bool,
+    progress: &dyn Progress,
+    what: &str,
+    appears: Option<&Path>,
+) -> Locked {
+    let Some(file) = open_lock(path) else {
+        return Locked::Unlocked;
+    };
     let op = if exclusive {
         FlockOperation::NonBlockingLockExclusive
     } else {
@@ -77,8 +104,11 @@ async fn lock(
     let mut told = false;
     loop {
         match flock(&file, op) {
-            Ok(()) => return Some(EntryLock { _file: file }),
+            Ok(()) => return Locked::Held(EntryLock { _file: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => {
+                if appears.is_some_and(Path::is_file) {
+                    return Locked::Appeared;
+                }
                 if !told {
                     told = true;
                     tracing::info!(entry = what, "waiting for another pull of the same image");
@@ -91,7 +121,7 @@ async fn lock(
             }
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "cannot lock; going on without the lock");
-                return None;
+                return Locked::Unlocked;
             }
         }
     }
@@ -221,8 +251,8 @@ where
                 Err(e) => return Err(Error::from(e)),
             }
         }
-        let _exclusive = lock(&lock_path, true, t.progress.as_ref(), &name).await;
-        if entry.is_file() {
+        let locked = lock_until(&lock_path, true, t.progress.as_ref(), &name, Some(&entry)).await;
+        if matches!(locked, Locked::Appeared) || entry.is_file() {
             continue; // another process filled it while this one waited
         }
         let Some(f) = fetch.take() else {
@@ -235,6 +265,7 @@ where
         // Apptainer's mode for its entries.
         let _ = std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o700));
         filled = true;
+        drop(locked);
     }
     Err(Error::Internal(format!(
         "the cache entry {} kept changing while it was used",
