@@ -125,3 +125,51 @@ fn copy_hashing(
     }
     Ok((h.finalize().into(), LocalCopy::Copy))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    /// The destination gets its own copy of the bytes (never a hard link),
+    /// checked against the expected SHA-256; a source that does not match
+    /// leaves the destination as it was and no temporary file.
+    #[tokio::test]
+    async fn a_copy_is_checked_and_is_its_own_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("entry"), dir.path().join("dest"));
+        std::fs::write(&src, b"image bytes").unwrap();
+        let want: [u8; 32] = Sha256::digest(b"image bytes").into();
+        let (got, _) = Destination::new(&dest)
+            .expect_sha256(want)
+            .fill_from_file(&src, Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!((got.size, got.sha256), (11, want));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"image bytes");
+        assert_eq!(std::fs::metadata(&src).unwrap().nlink(), 1);
+
+        std::fs::write(&src, b"image bytez").unwrap();
+        let e = Destination::new(&dest)
+            .expect_sha256(want)
+            .fill_from_file(&src, Arc::new(NoProgress))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"image bytes");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+
+        // Without replacing, an existing destination is refused.
+        let e = Destination::new(&dest)
+            .replace(false)
+            .fill_from_file(&src, Arc::new(NoProgress))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{e:?}"
+        );
+    }
+}

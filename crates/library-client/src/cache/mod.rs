@@ -176,7 +176,11 @@ impl Cache {
             return;
         }
         if let Some(p) = path.parent() {
-            let _ = std::fs::create_dir_all(p);
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p);
         }
         let r = std::fs::OpenOptions::new()
             .create(true)
