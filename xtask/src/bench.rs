@@ -15,6 +15,7 @@ pub fn run(root: &Path, which: &str) -> Result<()> {
             bench_transport(root, None)
         }
         "transport" => bench_transport(root, None),
+        "cache" => bench_cache(root),
         // `transport:SIZE_MIB` shrinks the download file (default 1024 MiB).
         t if t.starts_with("transport:") => {
             let mib = t["transport:".len()..]
@@ -22,7 +23,9 @@ pub fn run(root: &Path, which: &str) -> Result<()> {
                 .with_context(|| format!("bad size in {t:?}: expected transport:SIZE_MIB"))?;
             bench_transport(root, Some(mib))
         }
-        other => bail!("unknown benchmark {other:?}: expected ref, transport[:SIZE_MIB] or all"),
+        other => {
+            bail!("unknown benchmark {other:?}: expected ref, transport[:SIZE_MIB], cache or all")
+        }
     }
 }
 
@@ -31,6 +34,45 @@ fn bench_ref(root: &Path) -> Result<()> {
     crate::run(
         root,
         Command::new("cargo").args(["bench", "-p", "library-ref", "--bench", "validators"]),
+    )
+}
+
+/// The image cache: 1 and 20 concurrent pulls of one 256 MiB image
+/// (`CACHE_BENCH_SIZE_MIB`), without the cache, cold and warm, by the
+/// release `scs-library` (see `tests/src/bin/bench_cache.rs`).
+fn bench_cache(root: &Path) -> Result<()> {
+    crate::run(
+        root,
+        crate::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "library-cli",
+            "--bin",
+            "scs-library",
+        ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"));
+    let scs = target.join("release/scs-library");
+    let size = std::env::var("CACHE_BENCH_SIZE_MIB").unwrap_or_else(|_| "256".into());
+    crate::run(
+        root,
+        crate::cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "library-e2e",
+                "--bin",
+                "library-bench-cache",
+                "--",
+            ])
+            .arg("--scs")
+            .arg(&scs)
+            .args(["--size-mib", &size]),
     )
 }
 

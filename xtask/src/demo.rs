@@ -183,6 +183,9 @@ impl Session<'_> {
             .env("LIBRARY_TOKEN", self.token)
             .env_remove("LIBRARY_TOKEN_FILE")
             .env_remove("RUST_LOG")
+            // The demo's own image cache, not the user's.
+            .env("APPTAINER_CACHEDIR", self.work.join("cache"))
+            .env_remove("APPTAINER_DISABLE_CACHE")
             .stdin(Stdio::null())
             .output()
             .context("running scs-library")?;
@@ -441,18 +444,27 @@ pub fn run_steps(cli: &Path, url: &str, token: &str, fixture: &Path) -> Result<(
     );
     s.ok("pulled with 4 streams; its SHA-256 equals the fixture's");
 
-    // 6. An existing file is not overwritten.
+    // 6. A file that already holds the image is up to date; another
+    // file is not overwritten.
     let before = std::fs::read(&pulled)?;
-    let again = s.expect(&["pull", &format!("{image}:1.0"), "hello.sif"], 2, true)?;
+    let again = s.expect(&["pull", &format!("{image}:1.0"), "hello.sif"], 0, true)?;
     ensure!(
-        again.stderr.contains("exists"),
+        again.stdout.contains("already up to date"),
+        "no word of the file being up to date"
+    );
+    ensure!(std::fs::read(&pulled)? == before, "the file changed");
+    let other = work.join("other.sif");
+    std::fs::write(&other, b"precious")?;
+    let refused = s.expect(&["pull", &format!("{image}:1.0"), "other.sif"], 2, true)?;
+    ensure!(
+        refused.stderr.contains("exists"),
         "no word of the existing file"
     );
     ensure!(
-        std::fs::read(&pulled)? == before,
+        std::fs::read(&other)? == b"precious",
         "the existing file changed"
     );
-    s.ok("pulling again without --force leaves the file alone");
+    s.ok("pulling again is up to date; another file is left alone without --force");
 
     // 7. The image record.
     s.expect(

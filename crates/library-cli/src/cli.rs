@@ -148,6 +148,13 @@ pub enum Command {
   scs-library ref --push alice/tools/samtools:1.17,latest")]
     Ref(RefArgs),
 
+    /// Show, clean or locate the image cache (Apptainer's library cache)
+    #[command(after_help = "Examples:
+  scs-library cache list
+  scs-library cache clean --older-than 30d
+  scs-library cache dir")]
+    Cache(crate::cache_cmd::CacheArgs),
+
     /// Print a shell completion script
     #[command(after_help = "Examples:
   scs-library completions bash > /etc/bash_completion.d/scs-library
@@ -184,9 +191,13 @@ pub struct PullArgs {
     #[arg(long)]
     pub resume: bool,
 
-    /// Replace the destination if it exists
+    /// Replace the destination if it exists (a destination that already holds the image needs no --force)
     #[arg(long)]
     pub force: bool,
+
+    /// Download straight to the destination, without the image cache [env: APPTAINER_DISABLE_CACHE]
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `push`.

@@ -45,6 +45,7 @@ struct PullResult {
     sha256: String,
     verified: bool,
     transfer: &'static str,
+    cache: &'static str,
     seconds: f64,
     bytes_per_second: u64,
 }
@@ -60,13 +61,17 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         Some(d) if d.is_dir() => d.join(&file_name),
         Some(d) => d.clone(),
     };
-    // Checked before anything is sent: an existing file stays as it is.
-    if !a.force && std::fs::symlink_metadata(&dest).is_ok() {
+    // An existing file that is not a regular file stays as it is, and
+    // nothing is sent. A regular file is compared with the image: if it
+    // holds it, the pull is done; if not, it is kept without --force,
+    // and no image byte is fetched.
+    if !a.force && std::fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_file()) {
         return Err(CliError::usage(
             format!("destination {} exists", dest.display()),
             "use --force to replace it, or give another destination",
         ));
     }
+    let cache = crate::cache_cmd::for_pull(a.no_cache)?;
     let client = client_for(g, &a.reference, &r)?;
     let arch = a
         .arch
@@ -84,6 +89,10 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         .resume(a.resume)
         .replace_existing(a.force)
         .progress(sink);
+    let pull = match cache {
+        Some(c) => pull.cache(c),
+        None => pull,
+    };
     tracing::info!(reference = %shown, %arch, dest = %dest.display(), "pull");
     let started = Instant::now();
     let pulled = client
@@ -95,8 +104,11 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         Transfer::Ranged => "ranged",
         Transfer::Stream => "stream",
         Transfer::Oci => "oci",
+        Transfer::Local => "local",
         _ => "other",
     };
+    crate::cache_cmd::report(&pulled, g.quiet || g.json);
+    let up_to_date = pulled.cache == library_client::CacheUse::UpToDate;
     if !pulled.verified && !g.json {
         // Said even with --quiet: the user should know what was not checked.
         eprintln!("warning: the library states no SHA-256 for {shown}: the image was not verified");
@@ -110,9 +122,19 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
             sha256: pulled.sha256.clone(),
             verified: pulled.verified,
             transfer,
+            cache: crate::cache_cmd::use_name(&pulled.cache),
             seconds: elapsed.as_secs_f64(),
             bytes_per_second: output::bytes_per_second(pulled.size, elapsed),
         });
+    } else if up_to_date {
+        if !g.quiet {
+            out(&format!(
+                "{} is already up to date ({shown}, {}, sha256 {})",
+                pulled.path.display(),
+                output::size(pulled.size),
+                pulled.sha256
+            ));
+        }
     } else if !g.quiet {
         out(&format!(
             "pulled {shown} ({arch}) to {}: {} in {} ({}), sha256 {}{}",

@@ -5,6 +5,7 @@
 //! failures are one line on stderr and a distinct exit code (see
 //! [`errors`]).
 
+mod cache_cmd;
 mod cli;
 mod commands;
 mod config;
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         // These two need no network and no runtime.
         Command::Ref(a) => return commands::reference(g, a),
         Command::Completions { shell } => return commands::completions(*shell),
+        Command::Cache(a) => return cache_cmd::run(g, a),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,7 +57,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Tags(a) => commands::tags(g, a).await,
                 Command::Image(a) => commands::image(g, a).await,
                 Command::Version => commands::version(g).await,
-                Command::Ref(_) | Command::Completions { .. } => Ok(()),
+                Command::Ref(_) | Command::Completions { .. } | Command::Cache(_) => Ok(()),
             }
         };
         tokio::select! {

@@ -29,6 +29,10 @@ impl Progress for Bar {
     fn abort(&self) {
         self.0.abandon();
     }
+
+    fn message(&self, text: &str) {
+        self.0.set_message(text.to_string());
+    }
 }
 
 fn bar_style() -> ProgressStyle {

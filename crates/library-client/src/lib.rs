@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod cache;
 mod client;
 mod envelope;
 mod error;
@@ -43,6 +44,7 @@ mod push;
 pub mod sif;
 
 pub use api::SearchArgs;
+pub use cache::{Cache, CacheEntry, CacheUse, Cleaned};
 pub use client::{Client, ClientBuilder};
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use library_model as model;

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 use url::Url;
 
 use crate::api::{check_image_path, check_tag};
+use crate::cache::{Cache, CacheUse};
 use crate::client::Client;
 use crate::error::{Error, Result};
 
@@ -63,6 +64,7 @@ pub struct Pull {
     pub(crate) progress: Arc<dyn Progress>,
     pub(crate) replace: bool,
     pub(crate) max_size: u64,
+    pub(crate) cache: Option<Cache>,
 }
 
 impl fmt::Debug for Pull {
@@ -75,6 +77,7 @@ impl fmt::Debug for Pull {
             .field("resume", &self.resume)
             .field("replace_existing", &self.replace)
             .field("max_image_size", &self.max_size)
+            .field("cache", &self.cache.as_ref().map(Cache::dir))
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +102,26 @@ impl Pull {
             progress: Arc::new(NoProgress),
             replace: true,
             max_size: library_transport::DEFAULT_MAX_IMAGE_SIZE,
+            cache: None,
         }
+    }
+
+    /// Pull through this image cache (default: none). An image whose
+    /// entry the cache holds is not downloaded; one that it does not hold
+    /// is downloaded into it once, however many processes pull it at the
+    /// same time, and the destination is produced from the entry (see
+    /// [`Cache`]). A cache that cannot be used (its location is not
+    /// writable) is skipped: the pull goes on without it and says so in
+    /// [`PulledImage::cache`].
+    ///
+    /// ```
+    /// use library_client::{Cache, Pull};
+    /// let p = Pull::new("alpine").cache(Cache::new("/tmp/apptainer-cache"));
+    /// assert!(format!("{p:?}").contains("apptainer-cache"));
+    /// ```
+    pub fn cache(mut self, cache: Cache) -> Pull {
+        self.cache = Some(cache);
+        self
     }
 
     /// Whether an existing file at the destination may be replaced
@@ -218,6 +240,9 @@ pub enum Transfer {
     Stream,
     /// From the OCI registry the library fronts.
     Oci,
+    /// No image byte travelled: the destination was produced from the
+    /// cache, or already held the image.
+    Local,
 }
 
 /// A pulled image, in place under its destination name.
@@ -235,6 +260,9 @@ pub struct PulledImage {
     pub verified: bool,
     /// How the bytes came.
     pub transfer: Transfer,
+    /// How the cache was used (and whether the destination was already up
+    /// to date).
+    pub cache: CacheUse,
 }
 
 impl Client {
@@ -355,6 +383,32 @@ impl Client {
         // would advance. A record that cannot be had fails the pull.
         let image = self.get_image(&pull.arch, &image_ref).await?;
         let expected = sha256_of(&image);
+        let Some(hex) = expected.clone() else {
+            return self.fetch_library(dest, pull, &image, None).await;
+        };
+        let size = u64::try_from(image.size).unwrap_or(0);
+        if size > 0 && crate::cache::up_to_date(dest, size, &hex).await {
+            return Ok(up_to_date_image(dest, size, hex));
+        }
+        let reference = format!("library://{image_ref}");
+        let (dest, pull) = (dest.to_path_buf(), pull.clone());
+        let expected = Some(hex.clone());
+        through_cache(&pull, &hex, &reference, &dest, |at, pull| async move {
+            self.fetch_library(&at, &pull, &image, expected).await
+        })
+        .await
+    }
+
+    /// Downloads the image of the record `image` into `dest`, checked
+    /// against `expected` when known.
+    async fn fetch_library(
+        &self,
+        dest: &Path,
+        pull: &Pull,
+        image: &library_model::Image,
+        expected: Option<String>,
+    ) -> Result<PulledImage> {
+        let image_ref = format!("{}:{}", pull.path, pull.tag);
         let url = self.endpoint(
             &format!("v1/imagefile/{image_ref}"),
             &[("arch", pull.arch.as_str())],
@@ -392,6 +446,7 @@ impl Client {
                     sha256: library_transport::hex(&got.sha256),
                     verified: expected.is_some(),
                     transfer: Transfer::Stream,
+                    cache: CacheUse::None,
                 })
             }
             StatusCode::SEE_OTHER => {
@@ -452,6 +507,7 @@ impl Client {
             sha256: library_transport::hex(&got.sha256),
             verified: expected.is_some(),
             transfer: Transfer::Ranged,
+            cache: CacheUse::None,
         })
     }
 
@@ -534,6 +590,79 @@ impl Client {
             "too many redirects",
         ))
     }
+}
+
+/// The result of a pull onto a destination that already held the image.
+pub(crate) fn up_to_date_image(dest: &Path, size: u64, hex: String) -> PulledImage {
+    PulledImage {
+        path: dest.to_path_buf(),
+        size,
+        sha256: hex,
+        verified: true,
+        transfer: Transfer::Local,
+        cache: CacheUse::UpToDate,
+    }
+}
+
+/// Pulls into `dest` through `pull`'s cache, when it has one and it can
+/// be used; `fetch(at, pull)` downloads to `at` with the settings of
+/// `pull` (into the cache, replacing and not resumable; or straight
+/// to the destination when there is no cache).
+pub(crate) async fn through_cache<F, Fut>(
+    pull: &Pull,
+    hex: &str,
+    reference: &str,
+    dest: &Path,
+    fetch: F,
+) -> Result<PulledImage>
+where
+    F: FnOnce(PathBuf, Pull) -> Fut,
+    Fut: std::future::Future<Output = Result<PulledImage>>,
+{
+    if !pull.replace && std::fs::symlink_metadata(dest).is_ok() {
+        // Before any image byte is fetched (into the cache or not).
+        return Err(Error::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the destination exists (and holds another image); it is not to be replaced",
+            ),
+        });
+    }
+    let Some(cache) = &pull.cache else {
+        return fetch(dest.to_path_buf(), pull.clone()).await;
+    };
+    if let Err(reason) = cache.prepare() {
+        tracing::warn!(%reason, "cache disabled");
+        let mut got = fetch(dest.to_path_buf(), pull.clone()).await?;
+        got.cache = CacheUse::Unusable { reason };
+        return Ok(got);
+    }
+    let fill_pull = pull.clone().replace_existing(true).resume(false);
+    let mut transfer = Transfer::Local;
+    let t = crate::cache::fill::Target {
+        dest,
+        replace: pull.replace,
+        max_size: pull.max_size,
+        progress: pull.progress.clone(),
+    };
+    let (got, used) = crate::cache::pull_through(cache, hex, reference, &t, |at| {
+        let transfer = &mut transfer;
+        async move {
+            let got = fetch(at, fill_pull).await?;
+            *transfer = got.transfer;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(PulledImage {
+        path: got.path,
+        size: got.size,
+        sha256: library_transport::hex(&got.sha256),
+        verified: true,
+        transfer,
+        cache: used,
+    })
 }
 
 /// Where a redirect of the library (`resp`, answering `from`) points: its

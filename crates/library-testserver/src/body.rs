@@ -2,6 +2,8 @@
 //! faults (cut, short, long, corrupt).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,6 +56,8 @@ pub(crate) struct Reply {
     pub(crate) payload: Payload,
     /// Answer to a HEAD request: headers only.
     pub(crate) head_only: bool,
+    /// Where to add the body bytes as they are sent (stored image data).
+    pub(crate) count: Option<Arc<AtomicU64>>,
 }
 
 impl Reply {
@@ -63,6 +67,7 @@ impl Reply {
             headers: HeaderMap::new(),
             payload,
             head_only: false,
+            count: None,
         }
     }
 
@@ -105,6 +110,12 @@ impl Reply {
         self
     }
 
+    /// Adds the body bytes, as they are sent, to `counter`.
+    pub(crate) fn counted(mut self, counter: Arc<AtomicU64>) -> Reply {
+        self.count = Some(counter);
+        self
+    }
+
     /// Frames the reply, applying a body fault when there is one.
     pub(crate) fn into_response(self, fault: Option<FaultAction>) -> Response<RespBody> {
         let mut plan = BodyPlan::default();
@@ -131,7 +142,11 @@ impl Reply {
         let body = if self.head_only {
             Empty::new().map_err(|never| match never {}).boxed()
         } else {
-            payload_body(self.payload, plan)
+            let body = payload_body(self.payload, plan);
+            match self.count {
+                Some(counter) => Counted { body, counter }.boxed(),
+                None => body,
+            }
         };
         builder
             .body(body)
@@ -373,5 +388,37 @@ impl Body for Held {
         }
         h.set_lower(h.lower() + pending);
         h
+    }
+}
+
+/// A body that adds the bytes of each data frame it yields to a counter.
+struct Counted {
+    body: RespBody,
+    counter: Arc<AtomicU64>,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -439,6 +439,15 @@ impl TestServer {
         self.shared.log.all()
     }
 
+    /// The bytes of stored image data (image downloads, their ranges, and
+    /// blobs) this server has sent in answer bodies so far, counted as the
+    /// body frames go out.
+    pub fn image_bytes_sent(&self) -> u64 {
+        self.shared
+            .image_bytes_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Forgets the requests recorded so far.
     pub fn clear_requests(&self) {
         self.shared.log.clear()

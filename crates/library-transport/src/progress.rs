@@ -16,6 +16,9 @@ pub trait Progress: Send + Sync {
     fn finish(&self) {}
     /// The transfer failed or was given up.
     fn abort(&self) {}
+    /// Something the user may want to know while no byte moves, such as
+    /// waiting for another process that is fetching the same image.
+    fn message(&self, _text: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.

@@ -30,16 +30,33 @@ const VARS: &[&str] = &[
     "no_proxy",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
+    "APPTAINER_CACHEDIR",
+    "SINGULARITY_CACHEDIR",
+    "APPTAINER_DISABLE_CACHE",
+    "SINGULARITY_DISABLE_CACHE",
+    "APPTAINER_CONFIGDIR",
 ];
 
 /// `scs-library` run in `dir`, with none of the variables it reads set
-/// and no standard input: a test sets what it needs.
+/// and no standard input: a test sets what it needs. The image cache is
+/// off (`APPTAINER_DISABLE_CACHE=1`), so that no test reads or fills the
+/// user's cache; [`command_with_cache`] turns it on.
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).stdin(Stdio::null());
     for var in VARS {
         cmd.env_remove(var);
     }
+    cmd.env("APPTAINER_DISABLE_CACHE", "1");
+    cmd
+}
+
+/// [`command`] with the image cache on, in `cache_dir` (as
+/// `APPTAINER_CACHEDIR`).
+pub fn command_with_cache(dir: &Path, cache_dir: &Path) -> Command {
+    let mut cmd = command(dir);
+    cmd.env_remove("APPTAINER_DISABLE_CACHE")
+        .env("APPTAINER_CACHEDIR", cache_dir);
     cmd
 }
 

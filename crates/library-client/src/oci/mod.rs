@@ -199,32 +199,46 @@ pub(crate) async fn pull_via_library(
     pull: &Pull,
     dest: &Path,
 ) -> Result<PulledImage> {
-    let got = target
+    let registry = target
         .registry(client)
         .replace_existing(pull.replace)
-        .max_image_size(pull.max_size)
-        .pull(
-            &target.name,
-            &pull.tag,
-            Some(&pull.arch),
-            dest,
-            pull.downloader,
-            pull.resume,
-            pull.progress.clone(),
-        )
-        .await?;
-    let sha256 = got
-        .digest
-        .strip_prefix("sha256:")
-        .unwrap_or(&got.digest)
-        .to_string();
-    Ok(PulledImage {
-        path: got.path,
-        size: got.size,
-        sha256,
-        verified: true,
-        transfer: Transfer::Oci,
-    })
+        .max_image_size(pull.max_size);
+    let r = async {
+        let layer = registry
+            .resolve_layer(&target.name, &pull.tag, Some(&pull.arch))
+            .await?;
+        let hex = library_transport::hex(&layer.sha256);
+        if crate::cache::up_to_date(dest, layer.size, &hex).await {
+            return Ok(crate::pull::up_to_date_image(dest, layer.size, hex));
+        }
+        let reference = format!("library://{}:{}", pull.path, pull.tag);
+        let layer = &layer;
+        let registry = &registry;
+        crate::pull::through_cache(pull, &hex, &reference, dest, |at, p| async move {
+            let got = registry
+                .fetch_layer(
+                    &target.name,
+                    layer,
+                    &at,
+                    p.downloader,
+                    p.resume,
+                    p.replace,
+                    p.progress.clone(),
+                )
+                .await?;
+            Ok(PulledImage {
+                path: got.path,
+                size: got.size,
+                sha256: library_transport::hex(&got.sha256),
+                verified: true,
+                transfer: Transfer::Oci,
+                cache: crate::CacheUse::None,
+            })
+        })
+        .await
+    }
+    .await;
+    r.map_err(|e| registry.scrub(e))
 }
 
 /// Push through the registry the library redirected to. `sums` and `size`

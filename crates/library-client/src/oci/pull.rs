@@ -10,7 +10,7 @@ use library_model::{
     Descriptor, ImageIndex, ImageManifest, SifConfig, MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_SIF_CONFIG, MEDIA_TYPE_SIF_LAYER,
 };
-use library_transport::{redact_url, Destination, Progress, RangedDownload, Response};
+use library_transport::{redact_url, Destination, Downloaded, Progress, RangedDownload, Response};
 
 use super::registry::{status_error, valid_repository_name, valid_tag, OciRegistry};
 use super::{digest_of, parse_digest, OciPulled, DOCKER_CONTENT_DIGEST};
@@ -19,6 +19,18 @@ use crate::pull::Downloader;
 
 /// Largest manifest or index accepted (the registry's own limit).
 const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
+/// A SIF image's layer, as its manifest and config describe it.
+#[derive(Debug, Clone)]
+pub(crate) struct SifLayer {
+    /// `sha256:<hex>`.
+    pub(crate) digest: String,
+    pub(crate) sha256: [u8; 32],
+    pub(crate) size: u64,
+    pub(crate) config: SifConfig,
+    /// The token scope of its repository.
+    pub(crate) scope: String,
+}
+
 /// Largest config blob accepted.
 const CONFIG_LIMIT: usize = 1024 * 1024;
 
@@ -105,6 +117,35 @@ impl OciRegistry {
                 "concurrency and part size must be at least 1",
             ));
         }
+        let layer = self.resolve_layer(name, tag, arch).await?;
+        let got = self
+            .fetch_layer(
+                name,
+                &layer,
+                dest,
+                downloader,
+                resume,
+                self.replace,
+                progress,
+            )
+            .await?;
+        let digest = format!("sha256:{}", got.sha256_hex());
+        Ok(OciPulled {
+            path: got.path,
+            size: got.size,
+            digest,
+            config: layer.config,
+        })
+    }
+
+    /// The manifest, config and SIF layer of `name:tag` (for `arch`),
+    /// checked; nothing of the layer is fetched.
+    pub(crate) async fn resolve_layer(
+        &self,
+        name: &str,
+        tag: &str,
+        arch: Option<&str>,
+    ) -> Result<SifLayer> {
         let arch = arch.filter(|a| !a.is_empty());
         let scope = format!("repository:{name}:pull");
         let manifest = self.resolve_manifest(name, tag, arch, &scope).await?;
@@ -155,6 +196,28 @@ impl OciRegistry {
             tracing::debug!(rootfs = %config.rootfs, layer = %layer.digest, "config rootfs differs from the layer digest");
         }
 
+        Ok(SifLayer {
+            digest: layer.digest.clone(),
+            sha256: layer_sha,
+            size,
+            config,
+            scope,
+        })
+    }
+
+    /// Downloads the SIF layer `layer` of `name` into `dest`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch_layer(
+        &self,
+        name: &str,
+        layer: &SifLayer,
+        dest: &Path,
+        downloader: Downloader,
+        resume: bool,
+        replace: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Downloaded> {
+        let (scope, size, layer_sha) = (&layer.scope, layer.size, layer.sha256);
         // Find where the blob is really served (a registry may redirect to
         // storage), and get any token the registry wants, before the parts go.
         let blob = self.v2(name, &format!("blobs/{}", layer.digest))?;
@@ -162,10 +225,10 @@ impl OciRegistry {
         probe.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
         // Each hop is retried like a part: a passing 5xx here must not
         // fail the pull.
-        let (source, resp) = self.get_following(&blob, &probe, &scope).await?;
+        let (source, resp) = self.get_following(&blob, &probe, scope).await?;
         let d = Destination::new(dest)
             .resumable(resume)
-            .replace(self.replace)
+            .replace(replace)
             .max_size(self.max_size)
             .expect_sha256(layer_sha);
         match resp.status() {
@@ -182,14 +245,7 @@ impl OciRegistry {
                     )));
                 }
                 progress.total(size);
-                let got = self.http.download_response(resp, d, progress).await?;
-                let digest = format!("sha256:{}", got.sha256_hex());
-                return Ok(OciPulled {
-                    path: got.path,
-                    size: got.size,
-                    digest,
-                    config,
-                });
+                return Ok(self.http.download_response(resp, d, progress).await?);
             }
             _ => return Err(status_error(resp, &format!("blob {} of {name}", layer.digest)).await),
         }
@@ -200,14 +256,7 @@ impl OciRegistry {
             .concurrency(downloader.concurrency)
             .retry(self.retry.clone());
         tracing::debug!(from = %redact_url(&source), size, "downloading the SIF layer");
-        let got = self.http.download_ranged(&job, d, progress).await?;
-        let digest = format!("sha256:{}", got.sha256_hex());
-        Ok(OciPulled {
-            path: got.path,
-            size: got.size,
-            digest,
-            config,
-        })
+        Ok(self.http.download_ranged(&job, d, progress).await?)
     }
 
     /// The image manifest for `name:tag` (and `arch`), through the index

@@ -110,6 +110,7 @@ pub(super) fn serve_data(ctx: &Ctx, data: Data, hash: &str) -> Reply {
         },
     };
     reply
+        .counted(ctx.shared.image_bytes_sent.clone())
         .header("accept-ranges", "bytes")
         .header("etag", etag)
         .header("content-type", "application/octet-stream")

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     workers: Option<Arc<tokio::sync::Semaphore>>,
     /// Requests in flight per listener.
     pub(crate) in_flight: Arc<crate::in_flight::InFlight>,
+    /// Bytes of stored image data sent in answer bodies (whole images,
+    /// ranges and blobs), counted as the frames go out.
+    pub(crate) image_bytes_sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -130,6 +133,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         .workers
         .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     let shared = Arc::new(Shared {
+        image_bytes_sent: Arc::default(),
         workers,
         in_flight: Default::default(),
         store: Store::new(&config.storage)?,
