@@ -175,14 +175,25 @@ async fn remote_token_for(g: &Global, url: &str) -> Result<Option<(String, Strin
     let Ok(url) = Url::parse(url) else {
         return Ok(None);
     };
-    let remotes = load(g)?;
+    // An explicit library does not depend on remote.yaml: a file that
+    // cannot be read just means no remote token.
+    let remotes = match Remotes::load(&ConfigPaths::from_env()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "no remote token: remote.yaml unreadable");
+            return Ok(None);
+        }
+    };
     let Ok(Some(rem)) = chosen_remote(g, &remotes) else {
         return Ok(None);
     };
     let Some(token) = rem.token.clone() else {
         return Ok(None);
     };
-    let (http, retry) = http_client(g)?;
+    // Asked once, without retries: this only decides whether the token
+    // may go along, and must not hold up a command given its URL.
+    let (http, _) = http_client(g)?;
+    let retry = RetryConfig::default().with_max_retries(0);
     match remote::discover(&http, &retry, rem).await {
         Ok(s) if remote::same_origin(&s.library, &url) => {
             Ok(Some((token, format!("remote {:?}", rem.name))))

@@ -738,3 +738,42 @@ fn remote_status_checks_services_user_and_token() {
         .code(5)
         .one_error_line();
 }
+
+#[test]
+fn an_explicit_url_works_whatever_remote_yaml_holds() {
+    let x = server(TestServer::builder());
+    let home = Home::new();
+    home.remote_yaml("Active: a\nRemotes:\n  a:\n    URI: [broken\n");
+    let xu = x.url().to_string();
+    home.run(
+        &[],
+        &[
+            "--url",
+            &xu,
+            "pull",
+            "--arch",
+            "amd64",
+            "alice/tools/hello:v1",
+        ],
+    )
+    .code(0);
+    // An unreachable active remote holding a token: the explicit URL is
+    // used, without the token.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    home.remote_yaml(&format!(
+        "Active: a\nRemotes:\n{}",
+        entry("a", &format!("127.0.0.1:{port}"), Some(TOKEN), false)
+    ));
+    x.clear_requests();
+    home.run(
+        &[("LIBRARY_URL", &xu)],
+        &["pull", "--force", "--arch", "amd64", "alice/tools/hello:v1"],
+    )
+    .code(0)
+    .no_token();
+    assert!(library_requests(&x).iter().all(|r| auth(r).is_none()));
+}
