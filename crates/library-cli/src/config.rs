@@ -121,6 +121,17 @@ fn read_token(path: &Path, from: &str) -> Result<String, CliError> {
 /// A client of `url` sending `token` (empty for none); `source` says where
 /// the URL came from, for logs and error hints.
 pub fn client_to(g: &Global, url: &str, token: String, source: &str) -> Result<Client, CliError> {
+    client_with(g, url, token, source, None)
+}
+
+/// [`client_to`], reusing `http` (built from the same settings) when given.
+pub fn client_with(
+    g: &Global,
+    url: &str,
+    token: String,
+    source: &str,
+    http: Option<library_client::HttpClient>,
+) -> Result<Client, CliError> {
     let mut b = Client::builder()
         .base_url(url)
         .token(token)
@@ -144,6 +155,9 @@ pub fn client_to(g: &Global, url: &str, token: String, source: &str) -> Result<C
     }
     if let Some(p) = &g.proxy {
         b = b.proxy(p.clone());
+    }
+    if let Some(h) = http {
+        b = b.http_client(h);
     }
     b.build().map_err(|e| {
         CliError::usage(

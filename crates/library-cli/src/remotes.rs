@@ -41,6 +41,8 @@ const REF_HOST: &str = "the reference's host";
 /// The library chosen and where it came from.
 struct Choice {
     url: String,
+    /// The HTTP client discovery used, if any, to be used again.
+    http: Option<HttpClient>,
     /// The rung taken, as logs and hints name it.
     rung: String,
     /// The remote whose token may be sent, with its discovered library.
@@ -109,10 +111,16 @@ pub fn discovery_error(r: &Remote, e: &library_client::Error) -> CliError {
     }
 }
 
+/// The HTTP client of the settings (proxy, CA file, timeouts), built once
+/// per process and shared by discovery and the library's client.
 fn http_client(g: &Global) -> Result<(HttpClient, RetryConfig), CliError> {
-    let c = config::client_to(g, DEFAULT_BASE_URL, String::new(), "--proxy")?;
+    static HTTP: std::sync::OnceLock<HttpClient> = std::sync::OnceLock::new();
     let retry = RetryConfig::default().with_max_retries(config::retries(g)?);
-    Ok((c.http().clone(), retry))
+    if let Some(h) = HTTP.get() {
+        return Ok((h.clone(), retry));
+    }
+    let c = config::client_to(g, DEFAULT_BASE_URL, String::new(), "--proxy")?;
+    Ok((HTTP.get_or_init(|| c.http().clone()).clone(), retry))
 }
 
 async fn discover(g: &Global, r: &Remote) -> Result<Services, CliError> {
@@ -130,6 +138,7 @@ async fn choose(g: &Global, text: &str, r: Option<&Ref>) -> Result<Choice, CliEr
         }
         return Ok(Choice {
             url,
+            http: None,
             rung: source,
             remote: None,
         });
@@ -142,6 +151,7 @@ async fn choose(g: &Global, text: &str, r: Option<&Ref>) -> Result<Choice, CliEr
         };
         return Ok(Choice {
             url: format!("{scheme}://{}", r.host),
+            http: None,
             rung: REF_HOST.into(),
             remote: None,
         });
@@ -157,12 +167,14 @@ async fn choose(g: &Global, text: &str, r: Option<&Ref>) -> Result<Choice, CliEr
             };
             Ok(Choice {
                 url: services.library.to_string(),
+                http: Some(http_client(g)?.0),
                 rung,
                 remote: Some((rem.clone(), services.library)),
             })
         }
         None => Ok(Choice {
             url: DEFAULT_BASE_URL.into(),
+            http: None,
             rung: "the default library".into(),
             remote: None,
         }),
@@ -241,7 +253,8 @@ pub async fn client(g: &Global, text: &str, r: Option<&Ref>) -> Result<Client, C
         }
         other => format!("--url ({other} gave it)"),
     };
-    config::client_to(g, &choice.url, token, &hint)
+    let http = choice.http.clone();
+    config::client_with(g, &choice.url, token, &hint, http)
 }
 
 /// `remote list` and `remote status`.
