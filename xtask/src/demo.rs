@@ -5,7 +5,9 @@
 //! directory and an access token, then runs `scs-library` against it: push
 //! a SIF fixture under two tags, search for it, list its tags, pull it with
 //! 4 streams and compare its SHA-256 with the fixture's, show the image
-//! record, delete it, and print a summary. Every step's `--json` output is
+//! record, pull it once more with no URL and no token but a `remote.yaml`
+//! as `apptainer remote login` writes it (zero configuration: service
+//! discovery finds the library), delete it, and print a summary. Every step's `--json` output is
 //! checked; the demo fails on the first step that did not do what it said.
 //! The server is killed by the PID this process started, on success and on
 //! failure alike.
@@ -28,7 +30,7 @@ use sha2::{Digest, Sha256};
 pub const FIXTURE: &str = "testdata/sif/amd64.sif";
 
 /// The number of checked steps.
-const STEPS: usize = 8;
+const STEPS: usize = 9;
 
 /// Build the two binaries, then run the demo with them.
 pub fn run(root: &Path) -> Result<()> {
@@ -165,6 +167,10 @@ struct Session<'a> {
     url: &'a str,
     token: &'a str,
     work: &'a Path,
+    /// The HOME of every run; the library and token come from its
+    /// `remote.yaml` only when `zero_config` is set.
+    home: &'a Path,
+    zero_config: bool,
     steps: usize,
     runs: usize,
     total: Duration,
@@ -176,19 +182,30 @@ impl Session<'_> {
     fn run(&mut self, args: &[&str], show_output: bool) -> Result<Run> {
         println!("$ scs-library {}", args.join(" "));
         let started = Instant::now();
-        let out = Command::new(self.cli)
-            .args(args)
+        let mut cmd = Command::new(self.cli);
+        cmd.args(args)
             .current_dir(self.work)
-            .env("LIBRARY_URL", self.url)
-            .env("LIBRARY_TOKEN", self.token)
             .env_remove("LIBRARY_TOKEN_FILE")
             .env_remove("RUST_LOG")
-            // The demo's own image cache, not the user's.
-            .env("APPTAINER_CACHEDIR", self.work.join("cache"))
-            .env_remove("APPTAINER_DISABLE_CACHE")
-            .stdin(Stdio::null())
-            .output()
-            .context("running scs-library")?;
+            // The user's own remote.yaml and the machine's are never read.
+            .env("HOME", self.home)
+            .env("LIBRARY_SYSTEM_CONFIG_DIRS", "")
+            .stdin(Stdio::null());
+        for (var, _) in std::env::vars_os() {
+            let v = var.to_string_lossy();
+            if v.starts_with("APPTAINER_") || v.starts_with("SINGULARITY_") {
+                cmd.env_remove(&var);
+            }
+        }
+        // The demo's own image cache, not the user's.
+        cmd.env("APPTAINER_CACHEDIR", self.work.join("cache"));
+        if self.zero_config {
+            cmd.env_remove("LIBRARY_URL").env_remove("LIBRARY_TOKEN");
+        } else {
+            cmd.env("LIBRARY_URL", self.url)
+                .env("LIBRARY_TOKEN", self.token);
+        }
+        let out = cmd.output().context("running scs-library")?;
         let run = Run {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -302,6 +319,8 @@ pub fn run_steps(cli: &Path, url: &str, token: &str, fixture: &Path) -> Result<(
         .tempdir()?;
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work)?;
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home)?;
     let fixture = fixture
         .canonicalize()
         .with_context(|| format!("the fixture {}", fixture.display()))?;
@@ -313,6 +332,8 @@ pub fn run_steps(cli: &Path, url: &str, token: &str, fixture: &Path) -> Result<(
         url,
         token,
         work: &work,
+        home: &home,
+        zero_config: false,
         steps: 0,
         runs: 0,
         total: Duration::ZERO,
@@ -497,7 +518,56 @@ pub fn run_steps(cli: &Path, url: &str, token: &str, fixture: &Path) -> Result<(
     println!("    hash, size and arch as pushed");
     s.ok("the image record has the hash, size and architecture pushed");
 
-    // 8. Delete it; it is gone.
+    // 8. Zero configuration: no URL and no token, only a remote.yaml as
+    // `apptainer remote login` writes it (Insecure: the demo server speaks
+    // http); service discovery finds the library, the token goes with it.
+    let endpoint = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let conf = home.join(".apptainer");
+    std::fs::create_dir_all(&conf)?;
+    let remote_yaml = conf.join("remote.yaml");
+    std::fs::write(
+        &remote_yaml,
+        format!(
+            "Active: demo\nRemotes:\n  demo:\n    URI: {endpoint}\n    Token: {token}\n    System: false\n    Exclusive: false\n    Insecure: true\n"
+        ),
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&remote_yaml, std::fs::Permissions::from_mode(0o600))?;
+    }
+    println!("    ~/.apptainer/remote.yaml: Active remote \"demo\" at {endpoint}, with its token; LIBRARY_URL and LIBRARY_TOKEN unset");
+    s.zero_config = true;
+    s.expect(&["remote", "list"], 0, true)?;
+    let zero = s
+        .expect(
+            &[
+                "pull",
+                "--json",
+                &format!("{image}:latest"),
+                "zero.sif",
+                "--arch",
+                "amd64",
+            ],
+            0,
+            false,
+        )?
+        .json()?;
+    s.zero_config = false;
+    let zero_sha = sha256_file(&work.join("zero.sif"))?;
+    ensure!(
+        zero_sha == fixture_sha && zero["verified"] == true,
+        "the zero-configuration pull is not the fixture: {zero}"
+    );
+    println!(
+        "    pulled {image}:latest to zero.sif with no flag and no variable, sha256 {zero_sha}"
+    );
+    s.ok("with only a remote.yaml, a pull needs no URL and no token");
+
+    // 9. Delete it; it is gone.
     let del = s.expect(
         &[
             "delete",

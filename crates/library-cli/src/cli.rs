@@ -14,9 +14,14 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Configuration:
-  --url, then LIBRARY_URL, then https://library.sylabs.io.
+  The library: --url, then LIBRARY_URL, then APPTAINER_LIBRARY, then
+  SINGULARITY_LIBRARY, then the host of a library://host/... reference,
+  then --remote NAME, then the Active remote of Apptainer's or
+  SingularityCE's remote.yaml (found by service discovery), then
+  https://library.sylabs.io.
   The token: --token-file, then --token, then LIBRARY_TOKEN, then
-  LIBRARY_TOKEN_FILE, else none. Prefer LIBRARY_TOKEN or a token file: a
+  LIBRARY_TOKEN_FILE, else the remote's token, sent only to that remote's
+  own library (same scheme, host and port). Prefer LIBRARY_TOKEN or a token file: a
   --token on the command line is visible to other users of the machine.
   The token is never printed or logged.
 
@@ -55,6 +60,10 @@ pub struct Global {
     /// Base URL of the library [env: LIBRARY_URL] [default: https://library.sylabs.io]
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
+
+    /// Use this remote of remote.yaml (Apptainer/SingularityCE) instead of its Active one
+    #[arg(long, global = true, value_name = "NAME")]
+    pub remote: Option<String>,
 
     /// Read the access token from this file [env: LIBRARY_TOKEN_FILE]
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
@@ -154,6 +163,15 @@ pub enum Command {
   scs-library cache clean --older-than 30d
   scs-library cache dir")]
     Cache(crate::cache_cmd::CacheArgs),
+    /// Show the remotes of Apptainer/SingularityCE (remote.yaml) and check one
+    #[command(after_help = "Examples:
+  scs-library remote list
+  scs-library remote status
+  scs-library remote status SylabsCloud --json")]
+    Remote {
+        #[command(subcommand)]
+        command: crate::remotes::RemoteCommand,
+    },
 
     /// Print a shell completion script
     #[command(after_help = "Examples:
@@ -175,17 +193,17 @@ pub struct PullArgs {
     /// Destination file or directory [default: ./<container>_<tag>.sif]
     pub dest: Option<PathBuf>,
 
-    /// Architecture to pull [default: this machine's]
+    /// Architecture to pull [env: APPTAINER_PULL_ARCH, SINGULARITY_PULL_ARCH] [default: this machine's]
     #[arg(long)]
     pub arch: Option<String>,
 
-    /// Parts downloaded at once
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    /// Parts downloaded at once [env: APPTAINER_DOWNLOAD_CONCURRENCY, SINGULARITY_DOWNLOAD_CONCURRENCY] [default: 3]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
 
-    /// Size of each part: bytes or with a K, M or G suffix (binary units)
-    #[arg(long, default_value = "5M", value_parser = parse_size)]
-    pub part_size: u64,
+    /// Size of each part: bytes or with a K, M or G suffix (binary units) [env: APPTAINER_DOWNLOAD_PART_SIZE, SINGULARITY_DOWNLOAD_PART_SIZE] [default: 5M]
+    #[arg(long, value_parser = parse_size)]
+    pub part_size: Option<u64>,
 
     /// Keep the partial file of an interrupted pull and continue from it next time
     #[arg(long)]

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::cli::{self, Global};
 use crate::errors::CliError;
 use crate::output::{self, out, Table};
-use crate::{config, progress, refs};
+use crate::{progress, refs};
 
 const SEE_WHAT_EXISTS: &str =
     "check the reference, the tag and --arch ('scs-library tags' and 'scs-library search' list what exists)";
@@ -29,10 +29,8 @@ fn parse_ref(text: &str) -> Result<library_ref::Ref, CliError> {
 }
 
 /// A client, and the reference checked against its library's host.
-fn client_for(g: &Global, text: &str, r: &library_ref::Ref) -> Result<Client, CliError> {
-    let client = config::client(g)?;
-    refs::check_host(text, r, client.base_url())?;
-    Ok(client)
+async fn client_for(g: &Global, text: &str, r: &library_ref::Ref) -> Result<Client, CliError> {
+    crate::remotes::client(g, text, Some(r)).await
 }
 
 /// The result of `pull`, as `--json` prints it.
@@ -72,10 +70,8 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         ));
     }
     let cache = crate::cache_cmd::for_pull(a.no_cache)?;
-    let client = client_for(g, &a.reference, &r)?;
-    let arch = a
-        .arch
-        .clone()
+    let client = client_for(g, &a.reference, &r).await?;
+    let arch = crate::envvars::pull_arch(a.arch.as_deref())
         .unwrap_or_else(|| library_client::default_arch().to_string());
     let shown = format!("library://{path}:{tag}");
     let sink = progress::sink(&format!("pulling {shown}"), g.quiet);
@@ -83,8 +79,8 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         .tag(tag.clone())
         .arch(arch.clone())
         .downloader(Downloader {
-            concurrency: usize::from(a.concurrency),
-            part_size: a.part_size,
+            concurrency: usize::from(crate::envvars::download_concurrency(a.concurrency)?),
+            part_size: crate::envvars::download_part_size(a.part_size)?,
         })
         .resume(a.resume)
         .replace_existing(a.force)
@@ -206,7 +202,7 @@ pub async fn push(g: &Global, a: &cli::PushArgs) -> Result<(), CliError> {
             ))
         }
     }
-    let client = client_for(g, &a.reference, &r)?;
+    let client = client_for(g, &a.reference, &r).await?;
     let shown = format!("library://{path}:{}", tags.join(","));
     let sink = progress::sink(&format!("pushing {}", a.file.display()), g.quiet);
     let mut push = Push::new(path.clone())
@@ -282,7 +278,7 @@ pub async fn search(g: &Global, a: &cli::SearchArgs) -> Result<(), CliError> {
             "search for at least 3 characters",
         ));
     }
-    let client = config::client(g)?;
+    let client = crate::remotes::client(g, "", None).await?;
     let mut args = SearchArgs::new(a.text.clone());
     if let Some(arch) = &a.arch {
         args = args.arch(arch.clone());
@@ -370,7 +366,7 @@ pub async fn delete(g: &Global, a: &cli::DeleteArgs) -> Result<(), CliError> {
             "give the architecture of the image to delete",
         ));
     }
-    let client = client_for(g, &a.reference, &r)?;
+    let client = client_for(g, &a.reference, &r).await?;
     let shown = format!("library://{image_ref}");
     client
         .delete_image(&image_ref, &a.arch)
@@ -394,7 +390,7 @@ pub async fn delete(g: &Global, a: &cli::DeleteArgs) -> Result<(), CliError> {
 pub async fn tags(g: &Global, a: &cli::TagsArgs) -> Result<(), CliError> {
     let r = parse_ref(&a.container)?;
     let path = refs::container_target(&a.container, &r)?;
-    let client = client_for(g, &a.container, &r)?;
+    let client = client_for(g, &a.container, &r).await?;
     let shown = format!("library://{path}");
     let not_found = "check the container's name ('scs-library search' lists what exists)";
     let container = client
@@ -462,7 +458,7 @@ pub async fn tags(g: &Global, a: &cli::TagsArgs) -> Result<(), CliError> {
 pub async fn image(g: &Global, a: &cli::ImageArgs) -> Result<(), CliError> {
     let r = parse_ref(&a.reference)?;
     let (path, tag) = refs::image_target(&a.reference, &r)?;
-    let client = client_for(g, &a.reference, &r)?;
+    let client = client_for(g, &a.reference, &r).await?;
     let arch = a
         .arch
         .clone()
@@ -516,7 +512,7 @@ fn time_format() -> Vec<time::format_description::BorrowedFormatItem<'static>> {
 
 /// `version`.
 pub async fn version(g: &Global) -> Result<(), CliError> {
-    let client = config::client(g)?;
+    let client = crate::remotes::client(g, "", None).await?;
     let url = client.base_url().to_string();
     let v = client.get_version().await.map_err(|e| {
         CliError::client(

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use library_client::{Client, RetryConfig, DEFAULT_BASE_URL};
+use library_client::{Client, RetryConfig};
 
 use crate::cli::Global;
 use crate::errors::CliError;
@@ -69,17 +69,6 @@ fn seconds(
     }
 }
 
-/// The base URL: `--url`, then `LIBRARY_URL`, then the default library.
-pub fn base_url(g: &Global) -> String {
-    if let Some(u) = g.url.as_deref().filter(|u| !u.is_empty()) {
-        return u.to_string();
-    }
-    match std::env::var(ENV_URL) {
-        Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-        _ => DEFAULT_BASE_URL.to_string(),
-    }
-}
-
 /// Where the token came from, for logs (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
@@ -129,13 +118,22 @@ fn read_token(path: &Path, from: &str) -> Result<String, CliError> {
     Ok(text.trim().to_string())
 }
 
-/// A client of the configured library.
-pub fn client(g: &Global) -> Result<Client, CliError> {
-    let url = base_url(g);
-    let (token, source) = token(g)?;
-    tracing::debug!(%url, token_source = ?source, has_token = !token.is_empty(), "configuration");
+/// A client of `url` sending `token` (empty for none); `source` says where
+/// the URL came from, for logs and error hints.
+pub fn client_to(g: &Global, url: &str, token: String, source: &str) -> Result<Client, CliError> {
+    client_with(g, url, token, source, None)
+}
+
+/// [`client_to`], reusing `http` (built from the same settings) when given.
+pub fn client_with(
+    g: &Global,
+    url: &str,
+    token: String,
+    source: &str,
+    http: Option<library_client::HttpClient>,
+) -> Result<Client, CliError> {
     let mut b = Client::builder()
-        .base_url(url.clone())
+        .base_url(url)
         .token(token)
         .user_agent(format!("scs-library/{}", env!("CARGO_PKG_VERSION")))
         .retry(RetryConfig::default().with_max_retries(retries(g)?));
@@ -158,13 +156,16 @@ pub fn client(g: &Global) -> Result<Client, CliError> {
     if let Some(p) = &g.proxy {
         b = b.proxy(p.clone());
     }
+    if let Some(h) = http {
+        b = b.http_client(h);
+    }
     b.build().map_err(|e| {
         CliError::usage(
             format!(
                 "configuring the client for {url}: {}",
                 crate::errors::chain(&e)
             ),
-            "check --url (or LIBRARY_URL), --ca-file and --proxy",
+            format!("check {source}, --ca-file and --proxy"),
         )
     })
 }

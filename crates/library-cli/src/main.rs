@@ -9,10 +9,13 @@ mod cache_cmd;
 mod cli;
 mod commands;
 mod config;
+mod envvars;
 mod errors;
 mod output;
 mod progress;
 mod refs;
+mod remote_status;
+mod remotes;
 
 use std::process::ExitCode;
 
@@ -57,6 +60,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Command::Tags(a) => commands::tags(g, a).await,
                 Command::Image(a) => commands::image(g, a).await,
                 Command::Version => commands::version(g).await,
+                Command::Remote { command } => remotes::command(g, command).await,
                 Command::Ref(_) | Command::Completions { .. } | Command::Cache(_) => Ok(()),
             }
         };

@@ -41,6 +41,7 @@ pub mod oci;
 mod presigned;
 mod pull;
 mod push;
+pub mod remote;
 pub mod sif;
 
 pub use api::SearchArgs;

@@ -121,6 +121,9 @@ impl Ref {
 
     /// The host name without the port; an IPv6 address without its brackets.
     ///
+    /// Malformed hosts split as the reference client splits them: at the
+    /// first `:` unless a `]` is present (`::1` gives `""`, `h:1:2` gives `h`).
+    ///
     /// ```
     /// # use library_ref::Ref;
     /// let r = Ref::parse("library://[fe80::1]:443/alpine")?;
@@ -132,6 +135,9 @@ impl Ref {
     }
 
     /// The port, without the leading `:`, when the host names one.
+    ///
+    /// With a `]` in the host, a port only follows `]:`; otherwise it is
+    /// everything after the first `:` (`::1` gives `:1`), unvalidated.
     ///
     /// ```
     /// # use library_ref::Ref;
@@ -188,19 +194,26 @@ fn from_uri(u: &uri::Uri<'_>) -> Result<Ref, RefError> {
 
 /// Split `host[:port]`: the port only when it is all digits, the brackets
 /// of an IPv6 literal removed.
-fn split_host_port(host_port: &str) -> (&str, Option<&str>) {
-    let mut host = host_port;
-    let mut port = None;
-    if let Some(colon) = host.rfind(':') {
-        if uri::valid_optional_port(&host[colon..]) {
-            port = Some(&host[colon + 1..]);
-            host = &host[..colon];
-        }
-    }
-    if host.len() >= 2 && host.starts_with('[') && host.ends_with(']') {
-        host = &host[1..host.len() - 1];
-    }
-    (host, port.filter(|p| !p.is_empty()))
+/// The reference client's split, kept for malformed hosts too: without a
+/// `:` the whole host is the name; with a `]` the name is what precedes it
+/// (less a leading `[`) and a port only follows `]:`; otherwise host and port
+/// part at the **first** `:` (so an unbracketed `::1` gives `""` and `:1`).
+fn split_host_port(host: &str) -> (&str, Option<&str>) {
+    let Some(colon) = host.find(':') else {
+        return (host, None);
+    };
+    let name = match host.find(']') {
+        Some(i) => host[..i].strip_prefix('[').unwrap_or(&host[..i]),
+        None => &host[..colon],
+    };
+    let port = if let Some(i) = host.find("]:") {
+        &host[i + 2..]
+    } else if host.contains(']') {
+        ""
+    } else {
+        &host[colon + 1..]
+    };
+    (name, Some(port).filter(|p| !p.is_empty()))
 }
 
 impl fmt::Display for Ref {

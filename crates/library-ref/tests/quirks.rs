@@ -31,8 +31,12 @@ fn scheme_is_case_insensitive_and_must_start_with_a_letter() {
 fn unbracketed_ipv6_authority_reads_as_host_and_port() {
     let r = Ref::parse("library://::1/x").unwrap();
     assert_eq!(r.host, "::1");
-    assert_eq!(r.hostname(), ":");
-    assert_eq!(r.port(), Some("1"));
+    assert_eq!(r.hostname(), "");
+    assert_eq!(
+        r.port(),
+        Some(":1"),
+        "split at the first colon, as the reference does"
+    );
 }
 
 #[test]

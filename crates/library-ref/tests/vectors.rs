@@ -106,7 +106,16 @@ fn ref_string() {
 
 #[test]
 fn ref_hostname_port() {
-    for c in cases("ref_hostname_port.json") {
+    check_hostname_port("ref_hostname_port.json");
+}
+
+#[test]
+fn ref_hostname_port_malformed() {
+    check_hostname_port("ref_hostname_port_malformed.json");
+}
+
+fn check_hostname_port(file: &str) {
+    for c in cases(file) {
         let i = &c["input"];
         let r = match (i.get("ref"), i.get("host")) {
             (Some(s), _) => Ref::parse(s.as_str().unwrap()).unwrap(),

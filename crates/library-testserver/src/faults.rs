@@ -45,6 +45,10 @@ pub enum Endpoint {
     MultipartAbort,
     /// `GET v1/oci-redirect`.
     OciRedirect,
+    /// `GET assets/config/config.prod.json` (service discovery).
+    Discovery,
+    /// `GET v1/token-status` and `GET v1/rbac/users/current`.
+    Token,
     /// Any request, including unknown paths.
     Any,
 }

@@ -211,6 +211,7 @@ pub(crate) struct Config {
     pub(crate) bind: IpAddr,
     pub(crate) port: u16,
     pub(crate) workers: Option<usize>,
+    pub(crate) discovery: server::discovery::DiscoveryConfig,
 }
 
 /// Configures and starts a [`TestServer`].
@@ -254,6 +255,7 @@ impl Default for TestServerBuilder {
                 bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 0,
                 workers: None,
+                discovery: Default::default(),
             },
         }
     }
@@ -378,6 +380,28 @@ impl TestServerBuilder {
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.config.workers = Some(n.max(1));
+        self
+    }
+
+    /// The `libraryAPI.uri` of `GET assets/config/config.prod.json`
+    /// (service discovery); default: the server itself.
+    pub fn discovery_library(mut self, url: Url) -> Self {
+        self.config.discovery.library = Some(url);
+        self
+    }
+
+    /// Answer service discovery with this body (status 200, type JSON)
+    /// instead of the generated one: a body that is not JSON, or one
+    /// without `libraryAPI`.
+    pub fn discovery_body(mut self, body: impl Into<String>) -> Self {
+        self.config.discovery.body = Some(body.into());
+        self
+    }
+
+    /// `GET v1/rbac/users/current` answers 404, as on libraries that lack
+    /// it (Hinkskalle); default: it answers the user of the token.
+    pub fn no_current_user(mut self) -> Self {
+        self.config.discovery.no_current_user = true;
         self
     }
 

@@ -47,6 +47,16 @@ pub fn command(dir: &Path) -> Command {
     for var in VARS {
         cmd.env_remove(var);
     }
+    // Apptainer's and SingularityCE's variables, the user's remote.yaml and
+    // the machine's system remote.yaml never reach a test: HOME is the
+    // test's directory, and no system directory is read.
+    for (var, _) in std::env::vars_os() {
+        let v = var.to_string_lossy();
+        if v.starts_with("APPTAINER_") || v.starts_with("SINGULARITY_") {
+            cmd.env_remove(&var);
+        }
+    }
+    cmd.env("HOME", dir).env("LIBRARY_SYSTEM_CONFIG_DIRS", "");
     cmd.env("APPTAINER_DISABLE_CACHE", "1");
     cmd
 }

@@ -202,6 +202,7 @@ async fn serve_connection(sock: tokio::net::TcpStream, which: Listener, shared: 
     }
 }
 
+pub(crate) mod discovery;
 mod download;
 mod library;
 mod routes;
@@ -424,6 +425,9 @@ async fn dispatch(ctx: &mut Ctx, route: Route) -> Reply {
         Route::MultipartComplete(id) => multipart_complete(ctx, &id).await,
         Route::MultipartAbort(id) => multipart_abort(ctx, &id).await,
         Route::OciRedirect => Ok(oci_redirect(ctx)),
+        Route::Discovery => Ok(discovery::config(ctx)),
+        Route::TokenStatus => Ok(discovery::token_status(ctx)),
+        Route::UserCurrent => Ok(discovery::current_user(ctx)),
         Route::NotFound => Err(Reply::error(404, "no such endpoint")),
     };
     result.unwrap_or_else(|r| r)

@@ -29,6 +29,9 @@ pub(super) enum Route {
     MultipartComplete(String),
     MultipartAbort(String),
     OciRedirect,
+    Discovery,
+    TokenStatus,
+    UserCurrent,
     Blob(String),
     UploadPut(String),
     PartPut(String, u64),
@@ -70,6 +73,9 @@ impl Route {
             (Method::POST, "v1/images") => return Route::ImageCreate,
             (Method::GET, "v1/search") => return Route::Search,
             (Method::GET, "v1/oci-redirect") => return Route::OciRedirect,
+            (Method::GET, "assets/config/config.prod.json") => return Route::Discovery,
+            (Method::GET, "v1/token-status") => return Route::TokenStatus,
+            (Method::GET, "v1/rbac/users/current") => return Route::UserCurrent,
             _ => {}
         }
         if let Some(r) = path.strip_prefix("v1/entities/") {
@@ -158,6 +164,8 @@ impl Route {
             Route::MultipartComplete(_) => Endpoint::MultipartComplete,
             Route::MultipartAbort(_) => Endpoint::MultipartAbort,
             Route::OciRedirect => Endpoint::OciRedirect,
+            Route::Discovery => Endpoint::Discovery,
+            Route::TokenStatus | Route::UserCurrent => Endpoint::Token,
             Route::Blob(_) => Endpoint::Blob,
             Route::UploadPut(_) => Endpoint::UploadPut,
             Route::PartPut(..) => Endpoint::MultipartPartPut,
@@ -177,7 +185,11 @@ impl Route {
     pub(super) fn needs_token(&self) -> bool {
         !matches!(
             self,
-            Route::Blob(_) | Route::UploadPut(_) | Route::PartPut(..) | Route::NotFound
+            Route::Blob(_)
+                | Route::UploadPut(_)
+                | Route::PartPut(..)
+                | Route::NotFound
+                | Route::Discovery
         )
     }
 }
