@@ -390,3 +390,51 @@ fn cache_list_clean_and_dir() {
     assert!(!env.entry(&cache).exists());
     assert_eq!(cache_cmd(&env, &cache, &["list", "--json"]).trim(), "[]");
 }
+
+#[test]
+fn the_default_cache_follows_apptainers_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache_dir = |env: &[(&str, &Path)]| -> String {
+        let mut cmd = support::command(d);
+        cmd.env_remove("APPTAINER_DISABLE_CACHE")
+            .args(["cache", "dir"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        ok(&out).0.trim().to_string()
+    };
+    let p = |name: &str| d.join(name);
+    // HOME is the test's directory (tests/support).
+    assert_eq!(cache_dir(&[]), p(".apptainer").display().to_string());
+    let sing_conf = p("sing-conf");
+    assert_eq!(
+        cache_dir(&[("SINGULARITY_CONFIGDIR", &sing_conf)]),
+        sing_conf.display().to_string()
+    );
+    let app_conf = p("app-conf");
+    assert_eq!(
+        cache_dir(&[
+            ("SINGULARITY_CONFIGDIR", &sing_conf),
+            ("APPTAINER_CONFIGDIR", &app_conf)
+        ]),
+        app_conf.display().to_string()
+    );
+    let sing_cache = p("sing-cache");
+    assert_eq!(
+        cache_dir(&[
+            ("APPTAINER_CONFIGDIR", &app_conf),
+            ("SINGULARITY_CACHEDIR", &sing_cache)
+        ]),
+        sing_cache.display().to_string()
+    );
+    let app_cache = p("app-cache");
+    assert_eq!(
+        cache_dir(&[
+            ("SINGULARITY_CACHEDIR", &sing_cache),
+            ("APPTAINER_CACHEDIR", &app_cache)
+        ]),
+        app_cache.display().to_string()
+    );
+}

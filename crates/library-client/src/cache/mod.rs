@@ -105,7 +105,8 @@ impl Cache {
 
     /// Where Apptainer keeps its cache: `$APPTAINER_CACHEDIR`, else
     /// `$SINGULARITY_CACHEDIR`, else the user configuration directory
-    /// (`$APPTAINER_CONFIGDIR`, else `~/.apptainer`), so that entries are
+    /// (`$APPTAINER_CONFIGDIR`, else `$SINGULARITY_CONFIGDIR`, else
+    /// `~/.apptainer`, as for `remote.yaml`), so that entries are
     /// in `~/.apptainer/cache/library`. `None` when no home directory is
     /// known. Empty values count as unset.
     pub fn default_location() -> Option<Cache> {
@@ -113,7 +114,7 @@ impl Cache {
         if let Some(d) = var("APPTAINER_CACHEDIR").or_else(|| var("SINGULARITY_CACHEDIR")) {
             return Some(Cache::new(d));
         }
-        if let Some(d) = var("APPTAINER_CONFIGDIR") {
+        if let Some(d) = var("APPTAINER_CONFIGDIR").or_else(|| var("SINGULARITY_CONFIGDIR")) {
             return Some(Cache::new(d));
         }
         var("HOME").map(|h| Cache::new(PathBuf::from(h).join(".apptainer")))
