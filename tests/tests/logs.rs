@@ -51,6 +51,9 @@ async fn tokens_never_reach_the_logs() {
     s.inject(Fault::new(Endpoint::Blob, FaultAction::Status(500)));
     c.download_image(&d.dest, &pull).await.unwrap();
     assert!(std::fs::read(&d.dest).unwrap() == small_bytes);
+    // A destination that already holds the image is up to date: remove it,
+    // so that the failing pulls below really download.
+    std::fs::remove_file(&d.dest).unwrap();
     s.inject(Fault::new(Endpoint::Blob, FaultAction::DropAfter(10)).always());
     c.download_image(&d.dest, &pull).await.unwrap_err();
     let bad = client_builder(&s.url())
@@ -100,6 +103,7 @@ async fn tokens_never_reach_the_logs() {
     reg.inject(RegFault::new(Target::LayerPart, Action::Status(503)));
     c.download_image(&d.dest, &pull).await.unwrap();
     assert!(std::fs::read(&d.dest).unwrap() == sif_bytes);
+    std::fs::remove_file(&d.dest).unwrap();
     reg.inject(RegFault::new(Target::LayerPart, Action::Drop).always());
     c.download_image(&d.dest, &pull).await.unwrap_err();
     reg.seed("e/c/z", "latest", "amd64", Bytes::from_static(b"z"), None);

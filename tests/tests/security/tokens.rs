@@ -116,6 +116,8 @@ async fn the_same_https_origin_gets_the_token_and_http_on_that_port_does_not() {
     // request can carry it, since none reaches the listener as http.
     *location.lock().unwrap() = format!("http://127.0.0.1:{}/blob", lib.port());
     let before = lib.hits("/blob").len();
+    // A new destination: one that holds the image already is up to date.
+    let d = DestDir::new();
     let e = c.download_image(&d.dest, &pull()).await.unwrap_err();
     assert!(e.is_network(), "{e:?}");
     assert_eq!(

@@ -104,14 +104,6 @@ impl OciRegistry {
         resume: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<OciPulled> {
-        if !valid_repository_name(name) {
-            return Err(Error::bad_request(format!(
-                "invalid repository name {name:?}"
-            )));
-        }
-        if !valid_tag(tag) && parse_digest(tag).is_none() {
-            return Err(Error::bad_request(format!("invalid tag or digest {tag:?}")));
-        }
         if downloader.concurrency == 0 || downloader.part_size == 0 {
             return Err(Error::bad_request(
                 "concurrency and part size must be at least 1",
@@ -139,13 +131,22 @@ impl OciRegistry {
     }
 
     /// The manifest, config and SIF layer of `name:tag` (for `arch`),
-    /// checked; nothing of the layer is fetched.
+    /// checked; nothing of the layer is fetched. A name or tag that is not
+    /// one (a name that climbs out of `v2/`, say) is refused before any request.
     pub(crate) async fn resolve_layer(
         &self,
         name: &str,
         tag: &str,
         arch: Option<&str>,
     ) -> Result<SifLayer> {
+        if !valid_repository_name(name) {
+            return Err(Error::bad_request(format!(
+                "invalid repository name {name:?}"
+            )));
+        }
+        if !valid_tag(tag) && parse_digest(tag).is_none() {
+            return Err(Error::bad_request(format!("invalid tag or digest {tag:?}")));
+        }
         let arch = arch.filter(|a| !a.is_empty());
         let scope = format!("repository:{name}:pull");
         let manifest = self.resolve_manifest(name, tag, arch, &scope).await?;
