@@ -64,8 +64,12 @@ pub struct RangedDownload {
     pub size: u64,
     /// Bytes per part (default 5 MiB).
     pub part_size: u64,
-    /// Parts in flight at once (default 3).
+    /// Parts in flight at once (default 3), or the most parts in flight
+    /// when `auto` is set.
     pub concurrency: usize,
+    /// Let a [`Controller`](crate::Controller) choose the parts in flight,
+    /// up to `concurrency` (default off).
+    pub auto: bool,
     /// Retry policy of each part.
     pub retry: RetryConfig,
     /// Sent as `If-Match` with every part: only this version of the object
@@ -86,6 +90,7 @@ impl RangedDownload {
             size,
             part_size: 5 << 20,
             concurrency: 3,
+            auto: false,
             retry: RetryConfig::default(),
             if_match: None,
         }
@@ -106,7 +111,26 @@ impl RangedDownload {
     /// Sets how many parts are fetched at once (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self.auto = false;
         self
+    }
+
+    /// Sets how many parts are fetched at once: a fixed number, or chosen
+    /// by a [`Controller`](crate::Controller) up to a maximum.
+    pub fn streams(mut self, c: crate::Concurrency) -> Self {
+        self.concurrency = c.max();
+        self.auto = matches!(c, crate::Concurrency::Auto { .. });
+        self
+    }
+
+    fn mode(&self) -> crate::Concurrency {
+        if self.auto {
+            crate::Concurrency::Auto {
+                max: self.concurrency.max(1),
+            }
+        } else {
+            crate::Concurrency::Fixed(self.concurrency.max(1))
+        }
     }
 
     /// Sets the retry policy of each part.
@@ -355,8 +379,9 @@ impl HttpClient {
         let mut todo = (0..parts).filter(|&i| !is_done[i as usize]);
         let mut set: JoinSet<Result<u64>> = JoinSet::new();
         let mut fetched = 0u64;
+        let mut ctl = crate::Controller::new(job.mode(), std::time::Instant::now());
         loop {
-            while set.len() < job.concurrency {
+            while set.len() < ctl.level() {
                 let Some(idx) = todo.next() else { break };
                 let (client, job, file, path, progress, version) = (
                     self.clone(),
@@ -380,6 +405,7 @@ impl HttpClient {
                 Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
             };
             fetched += 1;
+            ctl.on_complete(job.range(idx).1, std::time::Instant::now());
             let _ = htx.send(idx);
             if dest.is_resumable() {
                 done.push(idx);

@@ -53,6 +53,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod adaptive;
 mod body;
 mod checksum;
 mod client;
@@ -66,6 +67,7 @@ mod retry;
 mod upload;
 mod util;
 
+pub use adaptive::{Concurrency, Controller};
 pub use body::{Body, Response, ResponseBody};
 pub use checksum::{checksums, sha256_file, Checksums};
 pub use client::{HttpClient, HttpClientBuilder, RootSource};

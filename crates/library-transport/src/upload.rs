@@ -130,8 +130,12 @@ pub struct MultipartUpload {
     pub size: u64,
     /// Bytes per part.
     pub part_size: u64,
-    /// Parts in flight at once (default 3).
+    /// Parts in flight at once (default 3), or the most parts in flight
+    /// when `auto` is set.
     pub concurrency: usize,
+    /// Let a [`Controller`](crate::Controller) choose the parts in flight,
+    /// up to `concurrency`, measured on acknowledged parts (default off).
+    pub auto: bool,
     /// Retry policy of each part.
     pub retry: RetryConfig,
     /// Compute each part's SHA-256 (by reading the part once before
@@ -147,6 +151,7 @@ impl MultipartUpload {
             size,
             part_size: part_size.max(1),
             concurrency: 3,
+            auto: false,
             retry: RetryConfig::default(),
             part_sha256: false,
         }
@@ -155,6 +160,15 @@ impl MultipartUpload {
     /// Sets how many parts are uploaded at once (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self.auto = false;
+        self
+    }
+
+    /// Sets how many parts are uploaded at once: a fixed number, or chosen
+    /// by a [`Controller`](crate::Controller) up to a maximum.
+    pub fn streams(mut self, c: crate::Concurrency) -> Self {
+        self.concurrency = c.max();
+        self.auto = matches!(c, crate::Concurrency::Auto { .. });
         self
     }
 
@@ -377,8 +391,16 @@ impl HttpClient {
         let mut out: Vec<Option<CompletedPart>> = vec![None; total as usize];
         let mut next = 1u64;
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
+        let mode = if job.auto {
+            crate::Concurrency::Auto {
+                max: job.concurrency.max(1),
+            }
+        } else {
+            crate::Concurrency::Fixed(job.concurrency.max(1))
+        };
+        let mut ctl = crate::Controller::new(mode, std::time::Instant::now());
         loop {
-            while set.len() < job.concurrency.max(1) && next <= total {
+            while set.len() < ctl.level() && next <= total {
                 let info = job.part(next);
                 next += 1;
                 let (client, file, path, target, retry, progress) = (
@@ -407,6 +429,7 @@ impl HttpClient {
             };
             match joined {
                 Ok(Ok(p)) => {
+                    ctl.on_complete(job.part(p.number).len, std::time::Instant::now());
                     let i = (p.number - 1) as usize;
                     out[i] = Some(p);
                 }

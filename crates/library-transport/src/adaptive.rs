@@ -1,0 +1,151 @@
+//! How many parts a ranged download or a multipart upload keeps in flight.
+
+use std::time::{Duration, Instant};
+
+/// How many parts are transferred at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Let a [`Controller`] find the number of streams, never above `max`.
+    Auto {
+        /// The most streams ever opened (at least 1).
+        max: usize,
+    },
+    /// Always this many streams (at least 1).
+    Fixed(usize),
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency::Auto { max: 16 }
+    }
+}
+
+impl Concurrency {
+    /// The most streams this setting can open.
+    pub fn max(&self) -> usize {
+        match *self {
+            Concurrency::Auto { max } | Concurrency::Fixed(max) => max.max(1),
+        }
+    }
+}
+
+/// The adaptive stream controller.
+///
+/// **What it measures:** the aggregate rate of the transfer, in bytes of
+/// parts *completed* (downloaded and written, or uploaded and
+/// acknowledged) per second, over windows of at least [`Controller::WINDOW`].
+///
+/// **When it adds:** it starts at [`Controller::START`] streams. After each
+/// window it compares the rate with the rate of the window before, measured
+/// at fewer streams: while the rate grows by more than 10 % it doubles the
+/// streams (capped at the maximum). The first time it does not grow, it goes
+/// back to the previous level (more streams that bring nothing only add
+/// load) and settles there.
+///
+/// **When it backs off:** on a 429, a 503 or a reset connection
+/// ([`Controller::on_throttle`]) it halves the streams and settles; when
+/// settled, a rate that falls below 70 % of the best seen at this level
+/// halves it too. It never goes above the maximum nor below 1, and callers
+/// never run more streams than parts left.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    level: usize,
+    max: usize,
+    fixed: bool,
+    settled: bool,
+    window_start: Instant,
+    window_bytes: u64,
+    prev: Option<(usize, f64)>,
+    best_settled: f64,
+}
+
+impl Controller {
+    /// The length of one measurement window.
+    pub const WINDOW: Duration = Duration::from_millis(250);
+    /// The streams an automatic transfer starts with.
+    pub const START: usize = 2;
+
+    /// A controller for `c`, its first window starting at `now`.
+    pub fn new(c: Concurrency, now: Instant) -> Controller {
+        let (level, fixed) = match c {
+            Concurrency::Auto { max } => (Self::START.min(max.max(1)), false),
+            Concurrency::Fixed(n) => (n.max(1), true),
+        };
+        Controller {
+            level,
+            max: c.max(),
+            fixed,
+            settled: fixed,
+            window_start: now,
+            window_bytes: 0,
+            prev: None,
+            best_settled: 0.0,
+        }
+    }
+
+    /// The streams to keep in flight now.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Whether the controller has stopped adding streams.
+    pub fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Records `bytes` of a part completed at `now`; may change the level.
+    pub fn on_complete(&mut self, bytes: u64, now: Instant) {
+        if self.fixed {
+            return;
+        }
+        self.window_bytes += bytes;
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed < Self::WINDOW {
+            return;
+        }
+        let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
+        self.window_start = now;
+        self.window_bytes = 0;
+        if self.settled {
+            if rate > self.best_settled {
+                self.best_settled = rate;
+            } else if rate < self.best_settled * 0.7 {
+                self.step_back();
+            }
+            return;
+        }
+        match self.prev {
+            Some((prev_level, prev_rate)) if rate <= prev_rate * 1.10 => {
+                self.level = prev_level;
+                self.settled = true;
+                self.best_settled = prev_rate.max(rate);
+            }
+            _ => {
+                self.prev = Some((self.level, rate));
+                if self.level >= self.max {
+                    self.settled = true;
+                    self.best_settled = rate;
+                } else {
+                    self.level = (self.level * 2).min(self.max);
+                }
+            }
+        }
+    }
+
+    /// Records a 429, a 503 or a reset connection at `now`: halves the
+    /// streams and stops adding.
+    pub fn on_throttle(&mut self, now: Instant) {
+        if self.fixed {
+            return;
+        }
+        self.step_back();
+        self.window_start = now;
+        self.window_bytes = 0;
+    }
+
+    fn step_back(&mut self) {
+        self.level = (self.level / 2).max(1);
+        self.settled = true;
+        self.best_settled = 0.0;
+    }
+}
