@@ -325,29 +325,71 @@ pub(crate) fn hold_until_sent(
     body: RespBody,
     worker: tokio::sync::OwnedSemaphorePermit,
 ) -> RespBody {
-    Held {
+    let sliced = Sliced {
         body,
         pending: Bytes::new(),
-        worker: Some(worker),
+    };
+    keep_until_sent(sliced.boxed(), worker)
+}
+
+/// A body that keeps `guard` until it has been sent in full or has failed,
+/// or until it is dropped (its connection closed).
+pub(crate) fn keep_until_sent<G: Send + Sync + Unpin + 'static>(
+    body: RespBody,
+    guard: G,
+) -> RespBody {
+    Guarded {
+        body,
+        guard: Some(guard),
     }
     .boxed()
 }
 
-struct Held {
+struct Guarded<G> {
+    body: RespBody,
+    guard: Option<G>,
+}
+
+impl<G: Unpin> Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            // Sent (or failed): the guard is released.
+            self.guard = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A body that hands out large frames in slices of [`CHUNK`] bytes.
+struct Sliced {
     body: RespBody,
     /// The rest of a large frame, still to be sent.
     pending: Bytes,
-    worker: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl Held {
+impl Sliced {
     fn next_slice(&mut self) -> Frame<Bytes> {
         let n = self.pending.len().min(CHUNK);
         Frame::data(self.pending.split_to(n))
     }
 }
 
-impl Body for Held {
+impl Body for Sliced {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -358,8 +400,7 @@ impl Body for Held {
         if !self.pending.is_empty() {
             return Poll::Ready(Some(Ok(self.next_slice())));
         }
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match polled {
+        match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
                     self.pending = data;
@@ -367,12 +408,7 @@ impl Body for Held {
                 }
                 Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
-                // Sent (or failed): the worker is free for the next request.
-                self.worker = None;
-                polled
-            }
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 

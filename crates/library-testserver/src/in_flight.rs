@@ -1,17 +1,10 @@
 //! How many requests each listener is handling at once, and the most it
 //! has handled at once.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
 
 use crate::body::RespBody;
-use crate::store::BoxError;
 use crate::Listener;
 
 /// The counters of both listeners.
@@ -78,38 +71,5 @@ impl Drop for Entered {
 /// A body that keeps the request counted in until it has been sent in full
 /// or dropped (its connection closed).
 pub(crate) fn counted_until_sent(body: RespBody, entered: Entered) -> RespBody {
-    Counted {
-        body,
-        entered: Some(entered),
-    }
-    .boxed()
-}
-
-struct Counted {
-    body: RespBody,
-    entered: Option<Entered>,
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.entered = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+    crate::body::keep_until_sent(body, entered)
 }
