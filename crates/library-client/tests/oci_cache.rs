@@ -24,9 +24,6 @@ use url::Url;
 
 include!("oci_fake/registry.rs");
 
-const LIBRARY_TOKEN: &str = "library-secret-7d1";
-const REGISTRY_TOKEN: &str = "registry-token-c09";
-
 /// GETs of the layer `hex` the registry saw (either listener).
 fn blob_gets(fake: &Fake, hex: &str) -> usize {
     let layer = format!("sha256:{hex}");
@@ -38,23 +35,7 @@ fn blob_gets(fake: &Fake, hex: &str) -> usize {
 
 #[tokio::test]
 async fn the_layer_digest_keys_the_cache() {
-    let fake = Fake::start(Knobs {
-        token: Some(REGISTRY_TOKEN.into()),
-        ..Knobs::default()
-    })
-    .await;
-    let server = library_testserver::TestServer::builder()
-        .token(LIBRARY_TOKEN)
-        .oci_registry(fake.url.clone(), REGISTRY_TOKEN)
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder()
-        .base_url(server.url().as_str())
-        .token(LIBRARY_TOKEN)
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let (fake, _server, client) = library_before_registry().await;
     let dir = tempfile::tempdir().unwrap();
     let mut bytes =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sif/amd64.sif"))

@@ -428,28 +428,9 @@ async fn pushes_are_checked_before_anything_is_sent() {
 
 // ---- through the library ----------------------------------------------------
 
-const LIBRARY_TOKEN: &str = "library-secret-7d1";
-const REGISTRY_TOKEN: &str = "registry-token-c09";
-
 #[tokio::test]
 async fn the_library_redirects_pulls_and_pushes_to_its_registry() {
-    let fake = Fake::start(Knobs {
-        token: Some(REGISTRY_TOKEN.into()),
-        ..Knobs::default()
-    })
-    .await;
-    let server = library_testserver::TestServer::builder()
-        .token(LIBRARY_TOKEN)
-        .oci_registry(fake.url.clone(), REGISTRY_TOKEN)
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder()
-        .base_url(server.url().as_str())
-        .token(LIBRARY_TOKEN)
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let (fake, server, client) = library_before_registry().await;
     let dir = tempfile::tempdir().unwrap();
     let src = big_sif(dir.path(), 300_000, 4);
 

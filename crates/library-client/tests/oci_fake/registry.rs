@@ -390,3 +390,28 @@ impl Ctx {
     }
 }
 
+const LIBRARY_TOKEN: &str = "library-secret-7d1";
+const REGISTRY_TOKEN: &str = "registry-token-c09";
+
+/// A fake registry that wants `REGISTRY_TOKEN`, a test library in front of
+/// it that wants `LIBRARY_TOKEN`, and a client of that library.
+async fn library_before_registry() -> (Fake, library_testserver::TestServer, Client) {
+    let fake = Fake::start(Knobs {
+        token: Some(REGISTRY_TOKEN.into()),
+        ..Knobs::default()
+    })
+    .await;
+    let server = library_testserver::TestServer::builder()
+        .token(LIBRARY_TOKEN)
+        .oci_registry(fake.url.clone(), REGISTRY_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder()
+        .base_url(server.url().as_str())
+        .token(LIBRARY_TOKEN)
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    (fake, server, client)
+}
