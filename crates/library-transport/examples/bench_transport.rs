@@ -121,7 +121,7 @@ fn main() {
                     .await
                     .unwrap();
                 let secs = t.elapsed().as_secs_f64();
-                assert_eq!(parts.len() as u64, job.total_parts());
+                assert_eq!(parts.parts.len() as u64, job.total_parts());
                 println!("{secs:.4}");
             });
         }

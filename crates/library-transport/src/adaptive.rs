@@ -31,9 +31,11 @@ impl Concurrency {
 
 /// The adaptive stream controller.
 ///
-/// **What it measures:** the aggregate rate of the transfer, in bytes of
-/// parts *completed* (downloaded and written, or uploaded and
-/// acknowledged) per second, over windows of at least [`Controller::WINDOW`].
+/// **What it measures:** the aggregate rate of the transfer, in bytes
+/// moved per second by all its streams together (written to the file, or
+/// accepted by the connection), over windows of at least
+/// [`Controller::WINDOW`]. The transfer samples its byte count at least
+/// once per window.
 ///
 /// **When it adds:** it starts at [`Controller::START`] streams. After each
 /// window it compares the rate with the rate of the window before, measured
@@ -61,9 +63,9 @@ pub struct Controller {
 
 impl Controller {
     /// The length of one measurement window.
-    pub const WINDOW: Duration = Duration::from_millis(250);
+    pub const WINDOW: Duration = Duration::from_millis(100);
     /// The streams an automatic transfer starts with.
-    pub const START: usize = 2;
+    pub const START: usize = 4;
 
     /// A controller for `c`, its first window starting at `now`.
     pub fn new(c: Concurrency, now: Instant) -> Controller {
@@ -88,13 +90,19 @@ impl Controller {
         self.level
     }
 
+    /// Whether the level never changes (a [`Concurrency::Fixed`] setting).
+    pub fn is_fixed(&self) -> bool {
+        self.fixed
+    }
+
     /// Whether the controller has stopped adding streams.
     pub fn is_settled(&self) -> bool {
         self.settled
     }
 
-    /// Records `bytes` of a part completed at `now`; may change the level.
-    pub fn on_complete(&mut self, bytes: u64, now: Instant) {
+    /// Records `bytes` moved since the previous call, at `now`; may change
+    /// the level.
+    pub fn on_transferred(&mut self, bytes: u64, now: Instant) {
         if self.fixed {
             return;
         }
@@ -133,7 +141,9 @@ impl Controller {
     }
 
     /// Records a 429, a 503 or a reset connection at `now`: halves the
-    /// streams and stops adding.
+    /// streams and stops adding. Callers report one throttle per level:
+    /// answers to requests sent before the last step back say nothing
+    /// about the level now.
     pub fn on_throttle(&mut self, now: Instant) {
         if self.fixed {
             return;

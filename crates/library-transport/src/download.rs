@@ -26,8 +26,8 @@ use crate::util::{hex, new_request, parse_content_range_exact, redact_url};
 /// A concurrent ranged download of `size` bytes from `url`.
 ///
 /// The file is split into parts of `part_size` bytes (the last one
-/// shorter), fetched with `Range: bytes=first-last`, at most `concurrency`
-/// at once, and written at their offsets. Every part response is checked:
+/// shorter), fetched with `Range: bytes=first-last`, as many at once as
+/// `streams` allows, and written at their offsets. Every part response is checked:
 /// a 206 must carry `Content-Range: bytes first-last/size` for exactly
 /// that part, and a 200 is accepted only when the part is the whole file.
 /// A 200 with the whole file to a request for a smaller range is an
@@ -64,12 +64,10 @@ pub struct RangedDownload {
     pub size: u64,
     /// Bytes per part (default 5 MiB).
     pub part_size: u64,
-    /// Parts in flight at once (default 3), or the most parts in flight
-    /// when `auto` is set.
-    pub concurrency: usize,
-    /// Let a [`Controller`](crate::Controller) choose the parts in flight,
-    /// up to `concurrency` (default off).
-    pub auto: bool,
+    /// How many parts are in flight at once: chosen by a
+    /// [`Controller`](crate::Controller) up to 16 by default
+    /// ([`Concurrency::Auto`](crate::Concurrency::Auto)), or fixed.
+    pub streams: crate::Concurrency,
     /// Retry policy of each part.
     pub retry: RetryConfig,
     /// Sent as `If-Match` with every part: only this version of the object
@@ -82,15 +80,14 @@ pub struct RangedDownload {
 
 impl RangedDownload {
     /// A download of `size` bytes from `url` with the default part size
-    /// (5 MiB), concurrency (3) and retry policy.
+    /// (5 MiB), streams (automatic, at most 16) and retry policy.
     pub fn new(url: Url, size: u64) -> RangedDownload {
         RangedDownload {
             url,
             headers: HeaderMap::new(),
             size,
             part_size: 5 << 20,
-            concurrency: 3,
-            auto: false,
+            streams: crate::Concurrency::default(),
             retry: RetryConfig::default(),
             if_match: None,
         }
@@ -108,29 +105,17 @@ impl RangedDownload {
         self
     }
 
-    /// Sets how many parts are fetched at once (at least 1).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
-        self.auto = false;
-        self
+    /// Fetches exactly `n` parts at once (at least 1): the same as
+    /// `streams(Concurrency::Fixed(n))`.
+    pub fn concurrency(self, n: usize) -> Self {
+        self.streams(crate::Concurrency::Fixed(n.max(1)))
     }
 
     /// Sets how many parts are fetched at once: a fixed number, or chosen
     /// by a [`Controller`](crate::Controller) up to a maximum.
     pub fn streams(mut self, c: crate::Concurrency) -> Self {
-        self.concurrency = c.max();
-        self.auto = matches!(c, crate::Concurrency::Auto { .. });
+        self.streams = c;
         self
-    }
-
-    fn mode(&self) -> crate::Concurrency {
-        if self.auto {
-            crate::Concurrency::Auto {
-                max: self.concurrency.max(1),
-            }
-        } else {
-            crate::Concurrency::Fixed(self.concurrency.max(1))
-        }
     }
 
     /// Sets the retry policy of each part.
@@ -168,6 +153,19 @@ pub struct Downloaded {
     /// Parts fetched by this call (0 for a single stream; fewer than all
     /// parts when a resumed download found some already complete).
     pub parts_fetched: u64,
+    /// The parts in flight allowed when the download ended (1 for a
+    /// single stream, 0 when no byte was fetched).
+    pub streams: usize,
+    /// Part requests sent again after a failure or a refusal.
+    pub retries: u64,
+}
+
+/// What one pass of a ranged download did.
+struct Fetched {
+    sha256: [u8; 32],
+    parts: u64,
+    streams: usize,
+    retries: u64,
 }
 
 impl Downloaded {
@@ -298,7 +296,6 @@ impl HttpClient {
     ) -> Result<Downloaded> {
         let job = Arc::new(RangedDownload {
             part_size: job.part_size.max(1),
-            concurrency: job.concurrency.max(1),
             ..job.clone()
         });
         // A size beyond the destination's maximum, a size no server can
@@ -319,7 +316,7 @@ impl HttpClient {
         let guard = ProgressGuard::new(progress.clone());
         let counted = Arc::new(HighWater::new(progress.clone()));
         let sink: Arc<dyn Progress> = counted.clone();
-        let (sha, fetched) = match self.download_ranged_inner(&job, &mut dest, &sink).await {
+        let got = match self.download_ranged_inner(&job, &mut dest, &sink).await {
             // The object changed (since the partial file was made, or
             // while the parts came): start over from nothing, once.
             Err(e) if e.is_changed() && job.if_match.is_none() => {
@@ -330,13 +327,15 @@ impl HttpClient {
             }
             r => r?,
         };
-        let path = dest.commit(sha).await?;
+        let path = dest.commit(got.sha256).await?;
         guard.finish();
         Ok(Downloaded {
             path,
             size: job.size,
-            sha256: sha,
-            parts_fetched: fetched,
+            sha256: got.sha256,
+            parts_fetched: got.parts,
+            streams: got.streams,
+            retries: got.retries,
         })
     }
 
@@ -345,7 +344,7 @@ impl HttpClient {
         job: &Arc<RangedDownload>,
         dest: &mut Destination,
         progress: &Arc<dyn Progress>,
-    ) -> Result<([u8; 32], u64)> {
+    ) -> Result<Fetched> {
         let resumed = dest.open(
             Some(job.size),
             Some((job.part_size, job.if_match.as_deref())),
@@ -379,45 +378,57 @@ impl HttpClient {
         let mut todo = (0..parts).filter(|&i| !is_done[i as usize]);
         let mut set: JoinSet<Result<u64>> = JoinSet::new();
         let mut fetched = 0u64;
-        let mut ctl = crate::Controller::new(job.mode(), std::time::Instant::now());
+        let mut streams = crate::gate::Streams::new(job.streams, parts - done.len() as u64);
+        let mut tick = tokio::time::interval(crate::Controller::WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            while set.len() < ctl.level() {
+            while set.len() < streams.level() {
                 let Some(idx) = todo.next() else { break };
-                let (client, job, file, path, progress, version) = (
+                let (client, job, file, path, progress, version, gate) = (
                     self.clone(),
                     job.clone(),
                     file.clone(),
                     path.clone(),
                     progress.clone(),
                     version.clone(),
+                    streams.gate(),
                 );
                 set.spawn(async move {
-                    fetch_part(&client, &job, &version, idx, &file, &path, &*progress).await
+                    fetch_part(
+                        &client, &job, &version, idx, &file, &path, &*progress, &gate,
+                    )
+                    .await
                 });
             }
-            let Some(joined) = set.join_next().await else {
+            if set.is_empty() {
                 break;
-            };
-            let idx = match joined {
-                Ok(Ok(idx)) => idx,
-                Ok(Err(e)) => return Err(e),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
-            };
-            fetched += 1;
-            ctl.on_complete(job.range(idx).1, std::time::Instant::now());
-            let _ = htx.send(idx);
-            if dest.is_resumable() {
-                done.push(idx);
-                dest.save_sidecar(Sidecar {
-                    size: job.size,
-                    part_size: job.part_size,
-                    validator: version.get(),
-                    sha256: None,
-                    done: done.clone(),
-                })
-                .await?;
             }
+            tokio::select! {
+                joined = set.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let idx = match joined {
+                        Ok(Ok(idx)) => idx,
+                        Ok(Err(e)) => return Err(e),
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
+                    };
+                    fetched += 1;
+                    let _ = htx.send(idx);
+                    if dest.is_resumable() {
+                        done.push(idx);
+                        dest.save_sidecar(Sidecar {
+                            size: job.size,
+                            part_size: job.part_size,
+                            validator: version.get(),
+                            sha256: None,
+                            done: done.clone(),
+                        })
+                        .await?;
+                    }
+                }
+                _ = tick.tick(), if streams.adapts() => {}
+            }
+            streams.update();
         }
         drop(htx);
         let sha = hrx
@@ -425,7 +436,12 @@ impl HttpClient {
             .map_err(|e| Error::Internal(format!("hasher task failed: {e}")))?
             .map_err(|e| Error::io(&*path, e))?
             .ok_or_else(|| Error::Internal("hasher stopped before the end".into()))?;
-        Ok((sha, fetched))
+        Ok(Fetched {
+            sha256: sha,
+            parts: fetched,
+            streams: if fetched == 0 { 0 } else { streams.level() },
+            retries: streams.gate().retries(),
+        })
     }
 
     /// Downloads a response body (typically a 200 to a GET) into `dest`,
@@ -475,6 +491,8 @@ impl HttpClient {
             size,
             sha256: sha,
             parts_fetched: 0,
+            streams: 1,
+            retries: 0,
         })
     }
 
@@ -724,6 +742,7 @@ impl Version {
 }
 
 /// Fetches one part with retries; returns its index.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_part(
     client: &HttpClient,
     job: &RangedDownload,
@@ -732,10 +751,13 @@ async fn fetch_part(
     file: &Arc<File>,
     path: &Arc<PathBuf>,
     progress: &dyn Progress,
+    gate: &crate::gate::Gate,
 ) -> Result<u64> {
     let mut attempts = crate::retry::Attempts::new(&job.retry, &Method::GET);
     let mut reported = 0u64;
+    let metered = Metered { progress, gate };
     loop {
+        let ticket = gate.enter().await;
         let r = fetch_part_once(
             client,
             job,
@@ -743,7 +765,7 @@ async fn fetch_part(
             idx,
             file,
             path,
-            progress,
+            &metered,
             &mut reported,
         )
         .await;
@@ -754,6 +776,8 @@ async fn fetch_part(
         match attempts.after_error(&e) {
             Some(d) => {
                 tracing::debug!(part = idx + 1, retries = attempts.retries(), error = %e, delay_ms = d.as_millis() as u64, "retrying part");
+                // The stream is free while the part waits.
+                gate.retrying(ticket, &e);
                 tokio::time::sleep(d).await;
             }
             None => {
@@ -763,6 +787,19 @@ async fn fetch_part(
                 })
             }
         }
+    }
+}
+
+/// Passes a part's progress on and counts it for the stream controller.
+struct Metered<'a> {
+    progress: &'a dyn Progress,
+    gate: &'a crate::gate::Gate,
+}
+
+impl Progress for Metered<'_> {
+    fn increment(&self, bytes: u64) {
+        self.gate.moved(bytes);
+        self.progress.increment(bytes);
     }
 }
 

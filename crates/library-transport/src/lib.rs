@@ -60,6 +60,7 @@ mod client;
 mod dest;
 mod download;
 mod error;
+mod gate;
 mod json;
 mod local;
 mod progress;
@@ -78,7 +79,9 @@ pub use json::{error_message, JsonResponse, NO_BODY};
 pub use local::LocalCopy;
 pub use progress::{NoProgress, Progress};
 pub use retry::{Attempts, Backoff, RetryConfig};
-pub use upload::{CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget};
+pub use upload::{
+    CompletedPart, FileRangeUpload, MultipartUpload, PartInfo, PartTarget, UploadedParts,
+};
 pub use util::{hex, new_request, parse_sha256_hex, redact_url, same_origin};
 
 /// Parsers of the headers that carry byte counts (`Content-Length`,

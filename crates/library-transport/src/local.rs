@@ -72,6 +72,8 @@ impl Destination {
                 size,
                 sha256,
                 parts_fetched: 0,
+                streams: 0,
+                retries: 0,
             },
             how,
         ))

@@ -117,8 +117,8 @@ pub struct CompletedPart {
 }
 
 /// A multipart upload of a file: parts of `part_size` bytes (the last one
-/// shorter), at most `concurrency` uploaded at once, each read from the
-/// file by offset in 256 KiB blocks (memory is bounded by the concurrency,
+/// shorter), as many uploaded at once as `streams` allows, each read from the
+/// file by offset in 256 KiB blocks (memory is bounded by the streams,
 /// not by the part size), each retried per `retry` before the upload
 /// fails.
 #[derive(Debug, Clone)]
@@ -130,12 +130,10 @@ pub struct MultipartUpload {
     pub size: u64,
     /// Bytes per part.
     pub part_size: u64,
-    /// Parts in flight at once (default 3), or the most parts in flight
-    /// when `auto` is set.
-    pub concurrency: usize,
-    /// Let a [`Controller`](crate::Controller) choose the parts in flight,
-    /// up to `concurrency`, measured on acknowledged parts (default off).
-    pub auto: bool,
+    /// How many parts are in flight at once: chosen by a
+    /// [`Controller`](crate::Controller) up to 16 by default
+    /// ([`Concurrency::Auto`](crate::Concurrency::Auto)), or fixed.
+    pub streams: crate::Concurrency,
     /// Retry policy of each part.
     pub retry: RetryConfig,
     /// Compute each part's SHA-256 (by reading the part once before
@@ -150,25 +148,22 @@ impl MultipartUpload {
             path: path.into(),
             size,
             part_size: part_size.max(1),
-            concurrency: 3,
-            auto: false,
+            streams: crate::Concurrency::default(),
             retry: RetryConfig::default(),
             part_sha256: false,
         }
     }
 
-    /// Sets how many parts are uploaded at once (at least 1).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
-        self.auto = false;
-        self
+    /// Uploads exactly `n` parts at once (at least 1): the same as
+    /// `streams(Concurrency::Fixed(n))`.
+    pub fn concurrency(self, n: usize) -> Self {
+        self.streams(crate::Concurrency::Fixed(n.max(1)))
     }
 
     /// Sets how many parts are uploaded at once: a fixed number, or chosen
     /// by a [`Controller`](crate::Controller) up to a maximum.
     pub fn streams(mut self, c: crate::Concurrency) -> Self {
-        self.concurrency = c.max();
-        self.auto = matches!(c, crate::Concurrency::Auto { .. });
+        self.streams = c;
         self
     }
 
@@ -206,6 +201,8 @@ impl MultipartUpload {
 struct PartMeter {
     progress: Arc<dyn Progress>,
     reported: AtomicU64,
+    /// Counts the bytes for the stream controller of a multipart upload.
+    gate: Option<Arc<crate::gate::Gate>>,
 }
 
 impl PartMeter {
@@ -216,6 +213,9 @@ impl PartMeter {
             let t = sent.fetch_add(n, Ordering::Relaxed) + n;
             let prev = me.reported.fetch_max(t, Ordering::Relaxed);
             if t > prev {
+                if let Some(g) = &me.gate {
+                    g.moved(t - prev);
+                }
                 me.progress.increment(t - prev);
             }
         })
@@ -279,6 +279,7 @@ impl HttpClient {
         let meter = Arc::new(PartMeter {
             progress,
             reported: AtomicU64::new(0),
+            gate: None,
         });
         let headers = crate::retry::retry(&up.retry, &up.method, "upload", |_| {
             self.put_once(
@@ -353,7 +354,7 @@ impl HttpClient {
         job: &MultipartUpload,
         progress: Arc<dyn Progress>,
         target: F,
-    ) -> Result<Vec<CompletedPart>>
+    ) -> Result<UploadedParts>
     where
         F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PartTarget>> + Send + 'static,
@@ -371,7 +372,7 @@ impl HttpClient {
         job: &MultipartUpload,
         progress: Arc<dyn Progress>,
         target: Arc<F>,
-    ) -> Result<Vec<CompletedPart>>
+    ) -> Result<UploadedParts>
     where
         F: Fn(PartInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PartTarget>> + Send + 'static,
@@ -391,31 +392,27 @@ impl HttpClient {
         let mut out: Vec<Option<CompletedPart>> = vec![None; total as usize];
         let mut next = 1u64;
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
-        let mode = if job.auto {
-            crate::Concurrency::Auto {
-                max: job.concurrency.max(1),
-            }
-        } else {
-            crate::Concurrency::Fixed(job.concurrency.max(1))
-        };
-        let mut ctl = crate::Controller::new(mode, std::time::Instant::now());
+        let mut streams = crate::gate::Streams::new(job.streams, total);
+        let mut tick = tokio::time::interval(crate::Controller::WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            while set.len() < ctl.level() && next <= total {
+            while set.len() < streams.level() && next <= total {
                 let info = job.part(next);
                 next += 1;
-                let (client, file, path, target, retry, progress) = (
+                let (client, file, path, target, retry, progress, gate) = (
                     self.clone(),
                     file.clone(),
                     path.clone(),
                     target.clone(),
                     job.retry.clone(),
                     progress.clone(),
+                    streams.gate(),
                 );
                 let want_sha = job.part_sha256;
                 set.spawn(async move {
                     let number = info.number;
                     upload_one(
-                        &client, info, want_sha, &file, &path, &*target, &retry, progress,
+                        &client, info, want_sha, &file, &path, &*target, &retry, progress, gate,
                     )
                     .await
                     .map_err(|e| Error::Part {
@@ -424,22 +421,42 @@ impl HttpClient {
                     })
                 });
             }
-            let Some(joined) = set.join_next().await else {
+            if set.is_empty() {
                 break;
-            };
-            match joined {
-                Ok(Ok(p)) => {
-                    ctl.on_complete(job.part(p.number).len, std::time::Instant::now());
-                    let i = (p.number - 1) as usize;
-                    out[i] = Some(p);
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(Error::Internal(format!("part task failed: {e}"))),
             }
+            tokio::select! {
+                joined = set.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(p))) => {
+                        let i = (p.number - 1) as usize;
+                        out[i] = Some(p);
+                    }
+                    Some(Ok(Err(e))) => return Err(e),
+                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Some(Err(e)) => return Err(Error::Internal(format!("part task failed: {e}"))),
+                },
+                _ = tick.tick(), if streams.adapts() => {}
+            }
+            streams.update();
         }
-        Ok(out.into_iter().flatten().collect())
+        Ok(UploadedParts {
+            parts: out.into_iter().flatten().collect(),
+            streams: if total == 0 { 0 } else { streams.level() },
+            retries: streams.gate().retries(),
+        })
     }
+}
+
+/// The parts of a completed multipart upload, and how they went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadedParts {
+    /// Every part with its `ETag`, in part order.
+    pub parts: Vec<CompletedPart>,
+    /// The parts in flight allowed when the upload ended.
+    pub streams: usize,
+    /// Part uploads sent again after a failure or a refusal.
+    pub retries: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -452,6 +469,7 @@ async fn upload_one<F, Fut>(
     target: &F,
     retry: &RetryConfig,
     progress: Arc<dyn Progress>,
+    gate: Arc<crate::gate::Gate>,
 ) -> Result<CompletedPart>
 where
     F: Fn(PartInfo) -> Fut,
@@ -479,36 +497,61 @@ where
     let meter = Arc::new(PartMeter {
         progress,
         reported: AtomicU64::new(0),
+        gate: Some(gate.clone()),
     });
-    crate::retry::retry(retry, &Method::PUT, "upload part", |_| {
-        let info = info.clone();
-        let meter = meter.clone();
-        async move {
-            let t = target(info.clone()).await?;
-            let headers = client
-                .put_once(
-                    &Method::PUT,
-                    &t.url,
-                    &t.headers,
-                    file,
-                    path,
-                    info.offset,
-                    info.len,
-                    Some(meter.attempt()),
-                )
-                .await?;
-            let etag = headers
-                .get(ETAG)
-                .and_then(|v| v.to_str().ok())
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    Error::invalid(&redact_url(&t.url), "part upload answered without an ETag")
-                })?;
-            Ok(CompletedPart {
-                number: info.number,
-                etag: etag.to_string(),
-            })
+    let mut attempts = crate::retry::Attempts::new(retry, &Method::PUT);
+    loop {
+        let ticket = gate.enter().await;
+        let e = match upload_part_once(client, &info, file, path, target, &meter).await {
+            Ok(p) => return Ok(p),
+            Err(e) => e,
+        };
+        match attempts.after_error(&e) {
+            Some(d) => {
+                tracing::debug!(part = info.number, retries = attempts.retries(), error = %e, delay_ms = d.as_millis() as u64, "retrying part");
+                // The stream is free while the part waits.
+                gate.retrying(ticket, &e);
+                tokio::time::sleep(d).await;
+            }
+            None => return Err(e),
         }
+    }
+}
+
+async fn upload_part_once<F, Fut>(
+    client: &HttpClient,
+    info: &PartInfo,
+    file: &Arc<File>,
+    path: &Arc<PathBuf>,
+    target: &F,
+    meter: &Arc<PartMeter>,
+) -> Result<CompletedPart>
+where
+    F: Fn(PartInfo) -> Fut,
+    Fut: Future<Output = Result<PartTarget>>,
+{
+    let t = target(info.clone()).await?;
+    let headers = client
+        .put_once(
+            &Method::PUT,
+            &t.url,
+            &t.headers,
+            file,
+            path,
+            info.offset,
+            info.len,
+            Some(meter.attempt()),
+        )
+        .await?;
+    let etag = headers
+        .get(ETAG)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::invalid(&redact_url(&t.url), "part upload answered without an ETag")
+        })?;
+    Ok(CompletedPart {
+        number: info.number,
+        etag: etag.to_string(),
     })
-    .await
 }

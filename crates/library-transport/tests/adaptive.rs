@@ -25,7 +25,7 @@ fn simulate(
             continue;
         }
         let bytes = rate(ctl.level()) * dt.as_secs_f64();
-        ctl.on_complete(bytes as u64, now);
+        ctl.on_transferred(bytes as u64, now);
     }
     ctl
 }
@@ -116,10 +116,16 @@ fn small_gain_is_not_worth_a_stream() {
     let ctl = simulate(
         Concurrency::Auto { max: 16 },
         5.0,
-        |n| if n <= 2 { 100.0 * MB } else { 105.0 * MB },
+        |n| {
+            if n <= Controller::START {
+                100.0 * MB
+            } else {
+                105.0 * MB
+            }
+        },
         never,
     );
-    assert_eq!(ctl.level(), 2);
+    assert_eq!(ctl.level(), Controller::START);
 }
 
 #[test]
@@ -151,13 +157,13 @@ fn rate_collapse_after_settling_halves() {
     let mut now = t0;
     for _ in 0..100 {
         now += dt;
-        ctl.on_complete((ctl.level() as f64 * 40.0 * MB * 0.05) as u64, now);
+        ctl.on_transferred((ctl.level() as f64 * 40.0 * MB * 0.05) as u64, now);
     }
     assert_eq!(ctl.level(), 16);
     // The link degrades to a tenth of its rate.
     for _ in 0..10 {
         now += dt;
-        ctl.on_complete((40.0 * MB * 0.05) as u64, now);
+        ctl.on_transferred((40.0 * MB * 0.05) as u64, now);
     }
     assert_eq!(ctl.level(), 8);
 }

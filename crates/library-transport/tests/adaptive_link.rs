@@ -15,8 +15,8 @@ const PART: u64 = 256 << 10;
 const PER_CONNECTION: u64 = 4_000_000;
 
 /// Downloads through a per-connection rate cap with `c`; returns the
-/// connections the link saw.
-async fn pull_through_cap(c: Concurrency) -> u64 {
+/// streams the download ended with and the connections the link saw.
+async fn pull_through_cap(c: Concurrency) -> (usize, u64) {
     let data = Arc::new(data(SIZE, 7));
     let d = data.clone();
     let server = TestServer::start(move |seen| serve_range(&d, seen)).await;
@@ -38,20 +38,26 @@ async fn pull_through_cap(c: Concurrency) -> u64 {
         .unwrap();
     assert_eq!(got.sha256, <[u8; 32]>::from(Sha256::digest(&*data)));
     assert_eq!(std::fs::read(&dest).unwrap(), *data);
-    link.connections()
+    assert_eq!(got.retries, 0, "a rate cap refuses nothing");
+    (got.streams, link.connections())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_opens_more_streams_against_a_per_connection_cap() {
-    let fixed = pull_through_cap(Concurrency::Fixed(3)).await;
-    assert!(fixed <= 3, "fixed 3 used {fixed} connections");
-    let auto = pull_through_cap(Concurrency::Auto { max: 16 }).await;
+    let (streams, _) = pull_through_cap(Concurrency::Fixed(3)).await;
+    assert_eq!(streams, 3, "a fixed setting never changes");
+    let (streams, connections) = pull_through_cap(Concurrency::Auto { max: 16 }).await;
     assert!(
-        auto >= 6,
-        "auto used only {auto} connections against a per-connection cap"
+        streams >= 8,
+        "auto ended with only {streams} streams against a per-connection cap"
     );
     assert!(
-        auto <= 16,
-        "auto used {auto} connections, above the maximum"
+        streams <= 16,
+        "auto ended with {streams} streams, above the maximum"
+    );
+    // The streams were real connections, not just a number.
+    assert!(
+        connections >= streams as u64,
+        "{streams} streams over only {connections} connections"
     );
 }

@@ -166,10 +166,14 @@ async fn multipart_uploads_concurrently_and_returns_etags_in_order() {
         .part_sha256(true);
     assert_eq!(job.total_parts(), 11);
     let progress = Arc::new(Sum(AtomicU64::new(0)));
-    let parts = client()
+    let up = client()
         .upload_parts(&job, progress.clone(), target(server.url("/part")))
         .await
         .unwrap();
+    // Part 3 failed once and went again; four streams throughout.
+    assert_eq!(up.retries, 1);
+    assert_eq!(up.streams, 4);
+    let parts = up.parts;
     let numbers: Vec<u64> = parts.iter().map(|p| p.number).collect();
     assert_eq!(numbers, (1..=11).collect::<Vec<_>>());
     for p in &parts {
