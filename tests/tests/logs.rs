@@ -23,8 +23,8 @@ async fn tokens_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let d = DestDir::new();
     let pull = Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 3,
-        part_size: 256 * 1024,
+        concurrency: library_client::Concurrency::Fixed(3),
+        part_size: Some(256 * 1024),
     });
 
     // The library path: push (single and multipart), pull, a failed pull.

@@ -197,11 +197,15 @@ pub struct PullArgs {
     #[arg(long)]
     pub arch: Option<String>,
 
-    /// Parts downloaded at once [env: APPTAINER_DOWNLOAD_CONCURRENCY, SINGULARITY_DOWNLOAD_CONCURRENCY] [default: 3]
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: Option<u16>,
+    /// Parts downloaded at once: auto (more while the download gets faster, fewer when the server refuses), or a number from 1 to 256 [env: APPTAINER_DOWNLOAD_CONCURRENCY, SINGULARITY_DOWNLOAD_CONCURRENCY] [default: auto]
+    #[arg(long, value_parser = parse_streams)]
+    pub concurrency: Option<Streams>,
 
-    /// Size of each part: bytes or with a K, M or G suffix (binary units) [env: APPTAINER_DOWNLOAD_PART_SIZE, SINGULARITY_DOWNLOAD_PART_SIZE] [default: 5M]
+    /// The most parts at once with --concurrency auto
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_concurrency: u16,
+
+    /// Size of each part: bytes or with a K, M or G suffix (binary units) [env: APPTAINER_DOWNLOAD_PART_SIZE, SINGULARITY_DOWNLOAD_PART_SIZE] [default: a 64th of the image, from 5M to 64M]
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
 
@@ -235,9 +239,13 @@ pub struct PushArgs {
     #[arg(long, default_value = "")]
     pub description: String,
 
-    /// Parts uploaded at once (multipart uploads)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    /// Parts uploaded at once in multipart uploads: auto (more while the upload gets faster, fewer when the server refuses), or a number from 1 to 256
+    #[arg(long, default_value = "auto", value_parser = parse_streams)]
+    pub concurrency: Streams,
+
+    /// The most parts at once with --concurrency auto
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_concurrency: u16,
 }
 
 /// `search`.
@@ -297,6 +305,41 @@ pub struct RefArgs {
     /// Require it to be valid to push (entity/collection/container, any tags)
     #[arg(long)]
     pub push: bool,
+}
+
+/// How many parts at once, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// Found while the transfer runs, up to `--max-concurrency`.
+    Auto,
+    /// Exactly this many.
+    Fixed(u16),
+}
+
+impl Streams {
+    /// The setting for the transfer, with `max` the most streams of `auto`.
+    pub fn with_max(self, max: u16) -> library_client::Concurrency {
+        match self {
+            Streams::Auto => library_client::Concurrency::Auto {
+                max: usize::from(max.max(1)),
+            },
+            Streams::Fixed(n) => library_client::Concurrency::Fixed(usize::from(n)),
+        }
+    }
+}
+
+/// Parse `auto` or a number of parts from 1 to 256.
+pub fn parse_streams(s: &str) -> Result<Streams, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("auto") {
+        return Ok(Streams::Auto);
+    }
+    match t.parse::<u16>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(Streams::Fixed(n)),
+        _ => Err(format!(
+            "{s:?} is neither auto nor a number of parts from 1 to 256"
+        )),
+    }
 }
 
 /// Parse a size such as `5M`, `64K`, `1G`, `1048576`, `5MiB`: binary units.

@@ -46,6 +46,10 @@ struct PullResult {
     cache: &'static str,
     seconds: f64,
     bytes_per_second: u64,
+    /// Parts in flight allowed at the end (0: no image byte travelled).
+    streams: usize,
+    /// Part requests sent again.
+    retries: u64,
 }
 
 /// `pull <ref> [<dest>]`.
@@ -79,7 +83,8 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
         .tag(tag.clone())
         .arch(arch.clone())
         .downloader(Downloader {
-            concurrency: usize::from(crate::envvars::download_concurrency(a.concurrency)?),
+            concurrency: crate::envvars::download_concurrency(a.concurrency)?
+                .with_max(a.max_concurrency),
             part_size: crate::envvars::download_part_size(a.part_size)?,
         })
         .resume(a.resume)
@@ -121,6 +126,8 @@ pub async fn pull(g: &Global, a: &cli::PullArgs) -> Result<(), CliError> {
             cache: crate::cache_cmd::use_name(&pulled.cache),
             seconds: elapsed.as_secs_f64(),
             bytes_per_second: output::bytes_per_second(pulled.size, elapsed),
+            streams: pulled.streams,
+            retries: pulled.retries,
         });
     } else if up_to_date {
         if !g.quiet {
@@ -208,7 +215,7 @@ pub async fn push(g: &Global, a: &cli::PushArgs) -> Result<(), CliError> {
     let mut push = Push::new(path.clone())
         .tags(tags.clone())
         .description(a.description.clone())
-        .concurrency(usize::from(a.concurrency))
+        .concurrency(a.concurrency.with_max(a.max_concurrency))
         .progress(sink);
     if let Some(arch) = &a.arch {
         push = push.arch(arch.clone());

@@ -2,13 +2,8 @@
 //! `APPTAINER_<KEY>` first, then `SINGULARITY_<KEY>`. A value that cannot
 //! be used is a usage error naming the variable, never a silent default.
 
-use crate::cli::parse_size;
+use crate::cli::{parse_size, parse_streams, Streams};
 use crate::errors::CliError;
-
-/// Parts downloaded at once when neither the flag nor a variable says.
-pub const DEFAULT_CONCURRENCY: u16 = 3;
-/// Part size when neither the flag nor a variable says (5 MiB).
-pub const DEFAULT_PART_SIZE: u64 = 5 << 20;
 
 /// The first non-empty of `APPTAINER_<key>`, `SINGULARITY_<key>`: the
 /// variable's name and its trimmed value.
@@ -53,32 +48,32 @@ pub fn no_https() -> Result<bool, CliError> {
     Ok(false)
 }
 
-/// Parts at once: the flag, then `*_DOWNLOAD_CONCURRENCY`, then 3.
-pub fn download_concurrency(flag: Option<u16>) -> Result<u16, CliError> {
+/// Parts at once: the flag, then `*_DOWNLOAD_CONCURRENCY` (a number, or
+/// `auto`), then automatic.
+pub fn download_concurrency(flag: Option<Streams>) -> Result<Streams, CliError> {
     if let Some(n) = flag {
         return Ok(n);
     }
     match legacy("DOWNLOAD_CONCURRENCY") {
-        None => Ok(DEFAULT_CONCURRENCY),
-        Some((name, v)) => match v.parse::<u16>() {
-            Ok(n) if (1..=256).contains(&n) => Ok(n),
-            _ => Err(CliError::usage(
-                format!("{name}={v:?} is not a number of parts between 1 and 256"),
-                format!("set {name} to a whole number such as 3 (or unset it)"),
-            )),
-        },
+        None => Ok(Streams::Auto),
+        Some((name, v)) => parse_streams(&v).map_err(|_| {
+            CliError::usage(
+                format!("{name}={v:?} is neither auto nor a number of parts between 1 and 256"),
+                format!("set {name} to auto or a whole number such as 3 (or unset it)"),
+            )
+        }),
     }
 }
 
 /// Part size: the flag, then `*_DOWNLOAD_PART_SIZE` (bytes, or with a
-/// K/M/G suffix), then 5 MiB.
-pub fn download_part_size(flag: Option<u64>) -> Result<u64, CliError> {
+/// K/M/G suffix), then `None` (chosen from the image's size).
+pub fn download_part_size(flag: Option<u64>) -> Result<Option<u64>, CliError> {
     if let Some(n) = flag {
-        return Ok(n);
+        return Ok(Some(n));
     }
     match legacy("DOWNLOAD_PART_SIZE") {
-        None => Ok(DEFAULT_PART_SIZE),
-        Some((name, v)) => parse_size(&v).map_err(|e| {
+        None => Ok(None),
+        Some((name, v)) => parse_size(&v).map(Some).map_err(|e| {
             CliError::usage(
                 format!("{name}={v:?}: {e}"),
                 format!("set {name} to a size in bytes such as 5242880 (or unset it)"),

@@ -50,7 +50,9 @@ pub use client::{Client, ClientBuilder};
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use library_model as model;
 pub use library_ref as reference;
-pub use library_transport::{HttpClient, NoProgress, Progress, RetryConfig, RootSource};
+pub use library_transport::{
+    Concurrency, HttpClient, NoProgress, Progress, RetryConfig, RootSource,
+};
 pub use pull::{Downloader, Pull, PulledImage, Transfer};
 pub use push::{Push, PushedImage, UploadKind};
 

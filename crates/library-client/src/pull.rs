@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, LOCATION};
 use http::{Method, StatusCode};
-use library_transport::{Destination, NoProgress, Progress, RangedDownload};
+use library_transport::{Concurrency, Destination, NoProgress, Progress, RangedDownload};
 use tokio::io::AsyncWrite;
 use url::Url;
 
@@ -18,38 +18,78 @@ use crate::error::{Error, Result};
 /// How a download is split: the number of parts fetched at once and the
 /// size of each part.
 ///
-/// The defaults, 3 streams of 5 MiB, are those of Singularity and Apptainer.
+/// By default the number of parts in flight is found while the image
+/// comes, up to 16 ([`Concurrency::Auto`]): more streams as long as they
+/// make the download faster, fewer when the server refuses the load. The
+/// part size is chosen from the image's size, a 64th of it between 5 and
+/// 64 MiB, so that large images need fewer requests on long round trips.
+/// Singularity and Apptainer use 3 streams of 5 MiB.
 ///
 /// ```
-/// use library_client::Downloader;
-/// let d = Downloader { concurrency: 8, ..Downloader::default() };
-/// assert_eq!(d.part_size, 5 * 1024 * 1024);
+/// use library_client::{Concurrency, Downloader};
+/// let d = Downloader::default();
+/// assert_eq!(d.concurrency, Concurrency::Auto { max: 16 });
+/// assert_eq!(d.part_size_for(100 << 20), 5 << 20);
+/// assert_eq!(d.part_size_for(2 << 30), 32 << 20);
+/// // As Apptainer does:
+/// let d = Downloader { concurrency: Concurrency::Fixed(3), part_size: Some(5 << 20) };
+/// assert_eq!(d.part_size_for(2 << 30), 5 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Downloader {
-    /// Parts fetched at once (at least 1).
-    pub concurrency: usize,
-    /// Bytes per part (at least 1).
-    pub part_size: u64,
+    /// Parts fetched at once: automatic up to a maximum, or fixed (at
+    /// least 1 either way).
+    pub concurrency: Concurrency,
+    /// Bytes per part (at least 1), or `None` to choose from the image's
+    /// size.
+    pub part_size: Option<u64>,
 }
 
 impl Default for Downloader {
     fn default() -> Self {
         Downloader {
-            concurrency: 3,
-            part_size: 5 * 1024 * 1024,
+            concurrency: Concurrency::default(),
+            part_size: None,
         }
+    }
+}
+
+impl Downloader {
+    /// The smallest part size chosen (the part size of Apptainer).
+    pub const MIN_AUTO_PART_SIZE: u64 = 5 << 20;
+    /// The largest part size chosen.
+    pub const MAX_AUTO_PART_SIZE: u64 = 64 << 20;
+
+    /// The part size for an image of `image_size` bytes: the one set, or
+    /// a 64th of the image between [`MIN_AUTO_PART_SIZE`](Self::MIN_AUTO_PART_SIZE)
+    /// and [`MAX_AUTO_PART_SIZE`](Self::MAX_AUTO_PART_SIZE).
+    pub fn part_size_for(&self, image_size: u64) -> u64 {
+        self.part_size.unwrap_or_else(|| {
+            (image_size / 64).clamp(Self::MIN_AUTO_PART_SIZE, Self::MAX_AUTO_PART_SIZE)
+        })
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.concurrency.max() == 0 || matches!(self.concurrency, Concurrency::Fixed(0)) {
+            return Err(Error::bad_request(
+                "the number of parts at once must be at least 1",
+            ));
+        }
+        if self.part_size == Some(0) {
+            return Err(Error::bad_request("the part size must be at least 1 byte"));
+        }
+        Ok(())
     }
 }
 
 /// What to pull: a container path, a tag, an architecture, and how.
 ///
 /// ```
-/// use library_client::{Downloader, Pull};
+/// use library_client::{Concurrency, Downloader, Pull};
 /// let p = Pull::new("alice/tools/samtools")
 ///     .tag("1.17")
 ///     .arch("arm64")
-///     .downloader(Downloader { concurrency: 4, ..Downloader::default() })
+///     .downloader(Downloader { concurrency: Concurrency::Fixed(4), ..Downloader::default() })
 ///     .resume(true);
 /// assert_eq!(p.tag_name(), "1.17");
 /// ```
@@ -220,13 +260,7 @@ impl Pull {
         if self.arch.is_empty() {
             return Err(Error::bad_request("the architecture must not be empty"));
         }
-        if self.downloader.concurrency == 0 || self.downloader.part_size == 0 {
-            return Err(Error::bad_request(format!(
-                "concurrency and part size must be at least 1 (got {} and {})",
-                self.downloader.concurrency, self.downloader.part_size
-            )));
-        }
-        Ok(())
+        self.downloader.check()
     }
 }
 
@@ -263,6 +297,11 @@ pub struct PulledImage {
     /// How the cache was used (and whether the destination was already up
     /// to date).
     pub cache: CacheUse,
+    /// The parts in flight allowed when the download ended (1 for one
+    /// stream, 0 when no image byte travelled).
+    pub streams: usize,
+    /// Part requests sent again after a failure or a refusal.
+    pub retries: u64,
 }
 
 impl Client {
@@ -427,7 +466,8 @@ impl Client {
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
                 if let Some(len) = resp.content_length().filter(|&n| n > 0) {
                     let worth_it = pull.resume
-                        || (pull.downloader.concurrency > 1 && len > pull.downloader.part_size);
+                        || (pull.downloader.concurrency.max() > 1
+                            && len > pull.downloader.part_size_for(len));
                     if ranges && worth_it {
                         // Closed before the parts are asked for, so that
                         // the worker sending it is free for them.
@@ -447,6 +487,8 @@ impl Client {
                     verified: expected.is_some(),
                     transfer: Transfer::Stream,
                     cache: CacheUse::None,
+                    streams: got.streams,
+                    retries: got.retries,
                 })
             }
             StatusCode::SEE_OTHER => {
@@ -493,8 +535,8 @@ impl Client {
         }
         let job = RangedDownload::new(target.clone(), size)
             .headers(self.auth_headers_for(&target))
-            .part_size(pull.downloader.part_size)
-            .concurrency(pull.downloader.concurrency)
+            .part_size(pull.downloader.part_size_for(size))
+            .streams(pull.downloader.concurrency)
             .retry(self.inner.retry.clone());
         let got = self
             .inner
@@ -508,6 +550,8 @@ impl Client {
             verified: expected.is_some(),
             transfer: Transfer::Ranged,
             cache: CacheUse::None,
+            streams: got.streams,
+            retries: got.retries,
         })
     }
 
@@ -601,6 +645,8 @@ pub(crate) fn up_to_date_image(dest: &Path, size: u64, hex: String) -> PulledIma
         verified: true,
         transfer: Transfer::Local,
         cache: CacheUse::UpToDate,
+        streams: 0,
+        retries: 0,
     }
 }
 
@@ -639,7 +685,8 @@ where
         return Ok(got);
     }
     let fill_pull = pull.clone().replace_existing(true).resume(false);
-    let mut transfer = Transfer::Local;
+    // How the bytes came into the cache, if they had to.
+    let mut how = (Transfer::Local, 0, 0);
     let t = crate::cache::fill::Target {
         dest,
         replace: pull.replace,
@@ -647,10 +694,10 @@ where
         progress: pull.progress.clone(),
     };
     let (got, used) = crate::cache::pull_through(cache, hex, reference, &t, |at| {
-        let transfer = &mut transfer;
+        let how = &mut how;
         async move {
             let got = fetch(at, fill_pull).await?;
-            *transfer = got.transfer;
+            *how = (got.transfer, got.streams, got.retries);
             Ok(())
         }
     })
@@ -660,8 +707,10 @@ where
         size: got.size,
         sha256: library_transport::hex(&got.sha256),
         verified: true,
-        transfer,
+        transfer: how.0,
         cache: used,
+        streams: how.1,
+        retries: how.2,
     })
 }
 

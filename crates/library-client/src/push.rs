@@ -11,7 +11,9 @@ use library_model::{
     MultipartUploadStartRequest, UploadImage, UploadImageComplete, UploadImagePart,
     UploadImagePartRequest, UploadImageRequest,
 };
-use library_transport::{Checksums, MultipartUpload, NoProgress, PartInfo, PartTarget, Progress};
+use library_transport::{
+    Checksums, Concurrency, MultipartUpload, NoProgress, PartInfo, PartTarget, Progress,
+};
 use url::Url;
 
 use crate::client::Client;
@@ -45,7 +47,7 @@ pub struct Push {
     pub(crate) arch: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) description: String,
-    pub(crate) concurrency: usize,
+    pub(crate) concurrency: Concurrency,
     pub(crate) progress: Arc<dyn Progress>,
 }
 
@@ -75,7 +77,7 @@ impl Push {
             arch: None,
             tags: Vec::new(),
             description: String::new(),
-            concurrency: 4,
+            concurrency: Concurrency::default(),
             progress: Arc::new(NoProgress),
         }
     }
@@ -103,9 +105,22 @@ impl Push {
         self
     }
 
-    /// Parts uploaded at once in a multipart upload (default 4).
-    pub fn concurrency(mut self, n: usize) -> Push {
-        self.concurrency = n.max(1);
+    /// Parts uploaded at once in a multipart upload: automatic up to 16 by
+    /// default (more streams while they make the upload faster, fewer when
+    /// the server refuses the load), or a fixed number.
+    ///
+    /// ```
+    /// use library_client::{Concurrency, Push};
+    /// let p = Push::new("alice/tools/samtools");
+    /// assert_eq!(p.part_concurrency(), Concurrency::Auto { max: 16 });
+    /// let p = p.concurrency(Concurrency::Fixed(4));
+    /// assert_eq!(p.part_concurrency(), Concurrency::Fixed(4));
+    /// ```
+    pub fn concurrency(mut self, c: Concurrency) -> Push {
+        self.concurrency = match c {
+            Concurrency::Auto { max } => Concurrency::Auto { max: max.max(1) },
+            Concurrency::Fixed(n) => Concurrency::Fixed(n.max(1)),
+        };
         self
     }
 
@@ -136,7 +151,7 @@ impl Push {
     }
 
     /// Parts uploaded at once.
-    pub fn part_concurrency(&self) -> usize {
+    pub fn part_concurrency(&self) -> Concurrency {
         self.concurrency
     }
 
@@ -518,7 +533,7 @@ impl Client {
         }
         let s3_compliant = mp.is_s3_compliant();
         let job = MultipartUpload::new(file, size, part_size)
-            .concurrency(push.concurrency)
+            .streams(push.concurrency)
             .retry(self.inner.retry.clone())
             .part_sha256(s3_compliant);
         let client = self.clone();
@@ -536,7 +551,7 @@ impl Client {
             })
             .await;
         let parts = match parts {
-            Ok(p) => p,
+            Ok(p) => p.parts,
             Err(e) => {
                 self.abort_multipart(image_id, &mp.upload_id).await;
                 return Err(Error::from(e).into());

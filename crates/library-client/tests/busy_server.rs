@@ -78,7 +78,7 @@ async fn twenty_streamed_pulls_with_default_settings_against_four_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_streamed_pulls_at_concurrency_one_against_four_workers() {
     let one = Downloader {
-        concurrency: 1,
+        concurrency: library_client::Concurrency::Fixed(1),
         ..Downloader::default()
     };
     let t = twenty_pulls(DownloadMode::Stream, one).await;

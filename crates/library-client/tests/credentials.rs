@@ -26,8 +26,8 @@ async fn token_reaches_a_same_origin_redirect_target() {
         .download_image(
             &out,
             &Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-                concurrency: 2,
-                part_size: 500_000,
+                concurrency: library_client::Concurrency::Fixed(2),
+                part_size: Some(500_000),
             }),
         )
         .await

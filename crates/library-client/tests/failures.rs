@@ -15,8 +15,8 @@ fn image() -> Vec<u8> {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: 400_000,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(400_000),
     })
 }
 
@@ -105,8 +105,8 @@ async fn a_resumed_pull_fetches_only_what_is_missing() {
     let c = client(&server);
     // One part at a time: parts 1-4 are complete when part 5 fails.
     let one_at_a_time = pull().resume(true).downloader(Downloader {
-        concurrency: 1,
-        part_size: 400_000,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(400_000),
     });
     c.download_image(&dest, &one_at_a_time).await.unwrap_err();
     assert_eq!(std::fs::read(&dest).unwrap(), b"previous contents");

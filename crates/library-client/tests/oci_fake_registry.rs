@@ -60,8 +60,8 @@ async fn pull(
     resume: bool,
 ) -> library_client::Result<library_client::oci::OciPulled> {
     let d = Downloader {
-        concurrency: 3,
-        part_size: 16 * 1024,
+        concurrency: library_client::Concurrency::Fixed(3),
+        part_size: Some(16 * 1024),
     };
     reg.pull(
         "alice/tools/hello",

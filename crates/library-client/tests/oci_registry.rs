@@ -414,8 +414,8 @@ async fn a_100_mib_image_round_trips_and_a_repush_sends_no_blob() {
             Some("amd64"),
             &dest,
             Downloader {
-                concurrency: 4,
-                part_size: 8 << 20,
+                concurrency: library_client::Concurrency::Fixed(4),
+                part_size: Some(8 << 20),
             },
             false,
             progress.clone(),

@@ -73,8 +73,8 @@ async fn push_then_pull_is_byte_identical_at_every_size() {
                     .tag("v1")
                     .arch("amd64")
                     .downloader(Downloader {
-                        concurrency: 4,
-                        part_size: 5 * MIB,
+                        concurrency: library_client::Concurrency::Fixed(4),
+                        part_size: Some(5 * MIB),
                     }),
             )
             .await
@@ -190,8 +190,8 @@ async fn every_download_mode_gives_the_same_file() {
             .download_image(
                 &out,
                 &Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-                    concurrency: 3,
-                    part_size: 1 << 20,
+                    concurrency: library_client::Concurrency::Fixed(3),
+                    part_size: Some(1 << 20),
                 }),
             )
             .await
@@ -206,8 +206,8 @@ async fn every_download_mode_gives_the_same_file() {
             .download_image(
                 &out,
                 &Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-                    concurrency: 1,
-                    part_size: 1 << 20,
+                    concurrency: library_client::Concurrency::Fixed(1),
+                    part_size: Some(1 << 20),
                 }),
             )
             .await

@@ -17,7 +17,7 @@ fn image(n: usize) -> Vec<u8> {
 
 fn one_stream() -> Downloader {
     Downloader {
-        concurrency: 1,
+        concurrency: library_client::Concurrency::Fixed(1),
         ..Downloader::default()
     }
 }

@@ -171,8 +171,8 @@ async fn run_pulls(
             let pull = Pull::new(format!("soak/images/img{which}"))
                 .arch("amd64")
                 .downloader(Downloader {
-                    concurrency: 3,
-                    part_size: PART,
+                    concurrency: library_client::Concurrency::Fixed(3),
+                    part_size: Some(PART),
                 });
             match c.download_image(&dest, &pull).await {
                 Ok(got) => {

@@ -23,8 +23,8 @@ fn image() -> Vec<u8> {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(PART),
     })
 }
 
@@ -111,8 +111,8 @@ async fn aborting_a_resumable_pull_keeps_its_partial_file_for_the_next_one() {
     // One part at a time: parts 1 and 2 are complete (and recorded) before
     // part 3 is asked for.
     let one_at_a_time = pull().resume(true).downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let task = {
         let (c, dest) = (c.clone(), d.dest.clone());
@@ -175,8 +175,8 @@ async fn dropping_a_streamed_pull_leaves_nothing() {
     let c = client(&lib.url());
     let d = DestDir::new();
     let stream = pull().downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let mut fut = Box::pin(c.download_image(&d.dest, &stream));
     tokio::select! {

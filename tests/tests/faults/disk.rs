@@ -23,8 +23,8 @@ fn image() -> Vec<u8> {
 
 fn pull(concurrency: usize) -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency,
-        part_size: 512 * 1024,
+        concurrency: library_client::Concurrency::Fixed(concurrency),
+        part_size: Some(512 * 1024),
     })
 }
 

@@ -42,8 +42,8 @@ async fn library_for(registry: &url::Url) -> TestServer {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(PART),
     })
 }
 
@@ -84,8 +84,8 @@ async fn fails_then_resumes(
 
     o.reg.inject(fault());
     let one_at_a_time = pull().resume(true).downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let e = c.download_image(&d.dest, &one_at_a_time).await.unwrap_err();
     assert!(expect(&e), "{what} (resumable): {e} / {e:?}");
@@ -194,8 +194,8 @@ async fn a_503_on_every_try_gives_up_with_the_last_error() {
         .inject(RegFault::new(Target::LayerPart, Action::Status(503)).range_start(0));
     let d = DestDir::new();
     let one = pull().downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let e = client(&o.lib.url())
         .download_image(&d.dest, &one)

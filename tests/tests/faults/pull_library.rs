@@ -23,8 +23,8 @@ fn image() -> Vec<u8> {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(PART),
     })
 }
 
@@ -81,8 +81,8 @@ async fn fails_then_resumes(
 
     s.inject(fault());
     let one_at_a_time = pull().resume(true).downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let e = c.download_image(&d.dest, &one_at_a_time).await.unwrap_err();
     assert!(
@@ -253,8 +253,8 @@ async fn a_503_on_every_try_gives_up_with_the_last_error() {
     s.inject(Fault::new(Endpoint::Blob, FaultAction::Status(503)).range_start(0));
     let d = DestDir::new();
     let one_at_a_time = pull().downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     let e = client(&s.url())
         .download_image(&d.dest, &one_at_a_time)
@@ -458,8 +458,8 @@ async fn the_same_faults_on_a_streamed_pull() {
     let s = server(DownloadMode::Stream).await;
     let c = client(&s.url());
     let stream = Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 1,
-        part_size: PART,
+        concurrency: library_client::Concurrency::Fixed(1),
+        part_size: Some(PART),
     });
     // A body that fails after the answer began: without ranges the stream
     // starts over, from a new request. Once: the pull succeeds. On every
@@ -580,8 +580,8 @@ async fn a_resume_after_the_tag_moved_to_another_image_of_the_same_size() {
                 .times(ATTEMPTS),
         );
         let one_at_a_time = pull().resume(true).downloader(Downloader {
-            concurrency: 1,
-            part_size: PART,
+            concurrency: library_client::Concurrency::Fixed(1),
+            part_size: Some(PART),
         });
         let e = c.download_image(&d.dest, &one_at_a_time).await.unwrap_err();
         assert_eq!(

@@ -12,8 +12,8 @@ use library_testserver::TestServer;
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: 100_000,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(100_000),
     })
 }
 

@@ -23,8 +23,8 @@ fn image() -> Bytes {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: 100_000,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(100_000),
     })
 }
 
@@ -257,8 +257,8 @@ async fn a_size_beyond_the_free_space_is_refused_before_any_part() {
     .await;
     let d = DestDir::new();
     let p = pull().max_image_size(u64::MAX).downloader(Downloader {
-        concurrency: 2,
-        part_size: 1 << 42,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(1 << 42),
     });
     let e = client(&lib.url())
         .download_image(&d.dest, &p)

@@ -14,8 +14,8 @@ fn image() -> Bytes {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: 100_000,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(100_000),
     })
 }
 

@@ -25,8 +25,8 @@ fn image() -> Bytes {
 
 fn pull() -> Pull {
     Pull::new("e/c/k").arch("amd64").downloader(Downloader {
-        concurrency: 2,
-        part_size: 200_000,
+        concurrency: library_client::Concurrency::Fixed(2),
+        part_size: Some(200_000),
     })
 }
 

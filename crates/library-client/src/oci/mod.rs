@@ -233,6 +233,8 @@ pub(crate) async fn pull_via_library(
                 verified: true,
                 transfer: Transfer::Oci,
                 cache: crate::CacheUse::None,
+                streams: got.streams,
+                retries: got.retries,
             })
         })
         .await

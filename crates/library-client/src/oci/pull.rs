@@ -104,11 +104,7 @@ impl OciRegistry {
         resume: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<OciPulled> {
-        if downloader.concurrency == 0 || downloader.part_size == 0 {
-            return Err(Error::bad_request(
-                "concurrency and part size must be at least 1",
-            ));
-        }
+        downloader.check()?;
         let layer = self.resolve_layer(name, tag, arch).await?;
         let got = self
             .fetch_layer(
@@ -253,8 +249,8 @@ impl OciRegistry {
 
         let job = RangedDownload::new(source.clone(), size)
             .headers(self.auth_headers_for(&source))
-            .part_size(downloader.part_size)
-            .concurrency(downloader.concurrency)
+            .part_size(downloader.part_size_for(size))
+            .streams(downloader.concurrency)
             .retry(self.retry.clone());
         tracing::debug!(from = %redact_url(&source), size, "downloading the SIF layer");
         Ok(self.http.download_ranged(&job, d, progress).await?)
