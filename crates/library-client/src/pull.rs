@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 /// let d = Downloader { concurrency: Concurrency::Fixed(3), part_size: Some(5 << 20) };
 /// assert_eq!(d.part_size_for(2 << 30), 5 << 20);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Downloader {
     /// Parts fetched at once: automatic up to a maximum, or fixed (at
     /// least 1 either way).
@@ -43,15 +43,6 @@ pub struct Downloader {
     /// Bytes per part (at least 1), or `None` to choose from the image's
     /// size.
     pub part_size: Option<u64>,
-}
-
-impl Default for Downloader {
-    fn default() -> Self {
-        Downloader {
-            concurrency: Concurrency::default(),
-            part_size: None,
-        }
-    }
 }
 
 impl Downloader {
