@@ -16,6 +16,7 @@ pub fn run(root: &Path, which: &str) -> Result<()> {
         }
         "transport" => bench_transport(root, None),
         "cache" => bench_cache(root),
+        "wan" => bench_wan(root),
         // `transport:SIZE_MIB` shrinks the download file (default 1024 MiB).
         t if t.starts_with("transport:") => {
             let mib = t["transport:".len()..]
@@ -24,7 +25,7 @@ pub fn run(root: &Path, which: &str) -> Result<()> {
             bench_transport(root, Some(mib))
         }
         other => {
-            bail!("unknown benchmark {other:?}: expected ref, transport[:SIZE_MIB], cache or all")
+            bail!("unknown benchmark {other:?}: expected ref, transport[:SIZE_MIB], cache, wan or all")
         }
     }
 }
@@ -41,6 +42,41 @@ fn bench_ref(root: &Path) -> Result<()> {
 /// (`CACHE_BENCH_SIZE_MIB`), without the cache, cold and warm, by the
 /// release `scs-library` (see `tests/src/bin/bench_cache.rs`).
 fn bench_cache(root: &Path) -> Result<()> {
+    let scs = release_scs(root)?;
+    let size = std::env::var("CACHE_BENCH_SIZE_MIB").unwrap_or_else(|_| "256".into());
+    crate::run(
+        root,
+        crate::cargo()
+            .args(bench_bin("library-bench-cache"))
+            .arg("--scs")
+            .arg(&scs)
+            .args(["--size-mib", &size]),
+    )
+}
+
+/// Pulls and multipart pushes at fixed and automatic streams over links
+/// like users have (see `tests/src/bin/bench_wan.rs`). `WAN_BENCH_ARGS`
+/// passes more arguments (`--runs 1 --links per-conn,rtt`, say).
+fn bench_wan(root: &Path) -> Result<()> {
+    let scs = release_scs(root)?;
+    let extra = std::env::var("WAN_BENCH_ARGS").unwrap_or_default();
+    crate::run(
+        root,
+        crate::cargo()
+            .args(bench_bin("library-bench-wan"))
+            .arg("--scs")
+            .arg(&scs)
+            .args(extra.split_whitespace()),
+    )
+}
+
+/// `cargo run --release` of a benchmark program of the e2e crate.
+fn bench_bin(name: &str) -> [&str; 7] {
+    ["run", "--release", "-p", "library-e2e", "--bin", name, "--"]
+}
+
+/// Builds the release `scs-library` and returns its path.
+fn release_scs(root: &Path) -> Result<PathBuf> {
     crate::run(
         root,
         crate::cargo().args([
@@ -56,24 +92,7 @@ fn bench_cache(root: &Path) -> Result<()> {
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { root.join(p) })
         .unwrap_or_else(|| root.join("target"));
-    let scs = target.join("release/scs-library");
-    let size = std::env::var("CACHE_BENCH_SIZE_MIB").unwrap_or_else(|_| "256".into());
-    crate::run(
-        root,
-        crate::cargo()
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "library-e2e",
-                "--bin",
-                "library-bench-cache",
-                "--",
-            ])
-            .arg("--scs")
-            .arg(&scs)
-            .args(["--size-mib", &size]),
-    )
+    Ok(target.join("release/scs-library"))
 }
 
 /// Stops the nginx started for the benchmark, by its recorded PID.

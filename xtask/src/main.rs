@@ -38,7 +38,7 @@ enum Cmd {
     },
     /// Run the benchmarks and print their tables.
     Bench {
-        /// Which benchmark: `ref`, `transport`, `cache` or `all`.
+        /// Which benchmark: `ref`, `transport`, `cache`, `wan` or `all`.
         #[arg(default_value = "all")]
         which: String,
     },

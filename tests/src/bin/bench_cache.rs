@@ -98,18 +98,6 @@ struct Case {
     rss_kib: i64,
 }
 
-/// Waits for `pid`, returning its exit status and its peak RSS in KiB.
-fn wait(pid: u32) -> Result<(i32, i64)> {
-    let mut status = 0;
-    // SAFETY: wait4 writes only into the status and rusage given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
-    if r < 0 {
-        bail!("wait4 {pid}: {}", std::io::Error::last_os_error());
-    }
-    Ok((status, ru.ru_maxrss))
-}
-
 fn run_case(
     server: &mut Server,
     scs: &Path,
@@ -146,11 +134,11 @@ fn run_case(
     }
     let mut rss = 0;
     for pid in pids {
-        let (status, kib) = wait(pid)?;
-        if status != 0 {
-            bail!("{name}: a pull failed (wait status {status})");
+        let used = library_e2e::usage::wait_pid(pid)?;
+        if used.status != 0 {
+            bail!("{name}: a pull failed (wait status {})", used.status);
         }
-        rss = rss.max(kib);
+        rss = rss.max(used.max_rss_kib);
     }
     let wall = t.elapsed().as_secs_f64();
     let sent = server.image_bytes_sent()? - before;
