@@ -157,8 +157,9 @@ impl Reply {
                 None => body,
             }
         };
+        // Sliced, so that the guard is kept while the client reads.
         let body = match self.guard {
-            Some(guard) => keep_until_sent(body, guard),
+            Some(guard) => hold_until_sent(body, guard),
             None => body,
         };
         builder
@@ -334,9 +335,9 @@ impl Body for ChannelBody {
 /// the connection then asks for the next slice only once it has written
 /// most of the previous ones, so the worker is held while the client does
 /// not read, instead of the whole answer waiting in a buffer.
-pub(crate) fn hold_until_sent(
+pub(crate) fn hold_until_sent<G: Send + Sync + Unpin + 'static>(
     body: RespBody,
-    worker: tokio::sync::OwnedSemaphorePermit,
+    worker: G,
 ) -> RespBody {
     let sliced = Sliced {
         body,

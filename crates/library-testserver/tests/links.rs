@@ -71,7 +71,10 @@ async fn delay_adds_to_each_round_trip() {
         let took = t.elapsed();
         assert_eq!(byte, [round]);
         // 25 ms each way: the round trip takes at least 50 ms.
-        assert!(took >= Duration::from_millis(50), "round trip took {took:?}");
+        assert!(
+            took >= Duration::from_millis(50),
+            "round trip took {took:?}"
+        );
     }
 }
 
