@@ -90,7 +90,10 @@ pub(super) async fn pump(
     let reader = read_side(from, tx, settings, state);
     let writer = async {
         while let Some((due, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // (A deadline already passed would still wait for a timer tick.)
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             to.write_all(&chunk).await?;
             state
                 .forwarded
