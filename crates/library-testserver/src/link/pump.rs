@@ -18,6 +18,12 @@ use super::LinkDirection;
 /// second keep a rate of a few KB/s smooth.
 const SLICES_PER_SECOND: u64 = 50;
 
+/// How far behind its schedule a capped direction may catch up: a timer
+/// fires late by up to a millisecond or so, which at tens of MB/s would
+/// lose half the rate if the time lost were not made up. One slice
+/// period, so bursts stay small.
+const CATCH_UP: Duration = Duration::from_millis(1000 / SLICES_PER_SECOND);
+
 /// The most bytes forwarded at once by a direction without a cap.
 pub(super) const UNCAPPED_SLICE: usize = 64 * 1024;
 
@@ -49,16 +55,20 @@ pub(super) struct SharedBucket {
 
 impl SharedBucket {
     /// Reserves a slot for `n` bytes at `rate` bytes per second and returns
-    /// when it ends. An idle bucket does not save up: a slot starts now at
-    /// the earliest.
+    /// when it ends. An idle bucket saves up [`CATCH_UP`] at most.
     pub(super) fn reserve(&self, n: usize, rate: u64) -> Instant {
         let now = Instant::now();
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let start = next.map_or(now, |t| t.max(now));
+        let start = next.map_or(now, |t| t.max(behind(now)));
         let end = start + slot(n, rate);
         *next = Some(end);
         end
     }
+}
+
+/// The earliest a schedule may be at `now`: [`CATCH_UP`] behind.
+fn behind(now: Instant) -> Instant {
+    now.checked_sub(CATCH_UP).unwrap_or(now)
 }
 
 fn slot(n: usize, rate: u64) -> Duration {
@@ -151,7 +161,7 @@ async fn read_side(
         }
         let mut wait_until = None;
         if let Some(rate) = now.rate {
-            allowed_at = allowed_at.max(arrival) + slot(n, rate);
+            allowed_at = allowed_at.max(behind(arrival)) + slot(n, rate);
             wait_until = Some(allowed_at);
         }
         if let Some(total) = now.total_rate {
