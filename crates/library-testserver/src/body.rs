@@ -58,6 +58,8 @@ pub(crate) struct Reply {
     pub(crate) head_only: bool,
     /// Where to add the body bytes as they are sent (stored image data).
     pub(crate) count: Option<Arc<AtomicU64>>,
+    /// Kept until the body has been sent in full (a download counted in).
+    pub(crate) guard: Option<crate::in_flight::Entered>,
 }
 
 impl Reply {
@@ -68,6 +70,7 @@ impl Reply {
             payload,
             head_only: false,
             count: None,
+            guard: None,
         }
     }
 
@@ -116,6 +119,12 @@ impl Reply {
         self
     }
 
+    /// Keeps `guard` until the body has been sent in full (or dropped).
+    pub(crate) fn kept_until_sent(mut self, guard: crate::in_flight::Entered) -> Reply {
+        self.guard = Some(guard);
+        self
+    }
+
     /// Frames the reply, applying a body fault when there is one.
     pub(crate) fn into_response(self, fault: Option<FaultAction>) -> Response<RespBody> {
         let mut plan = BodyPlan::default();
@@ -147,6 +156,11 @@ impl Reply {
                 Some(counter) => Counted { body, counter }.boxed(),
                 None => body,
             }
+        };
+        // Sliced, so that the guard is kept while the client reads.
+        let body = match self.guard {
+            Some(guard) => hold_until_sent(body, guard),
+            None => body,
         };
         builder
             .body(body)
@@ -321,9 +335,9 @@ impl Body for ChannelBody {
 /// the connection then asks for the next slice only once it has written
 /// most of the previous ones, so the worker is held while the client does
 /// not read, instead of the whole answer waiting in a buffer.
-pub(crate) fn hold_until_sent(
+pub(crate) fn hold_until_sent<G: Send + Sync + Unpin + 'static>(
     body: RespBody,
-    worker: tokio::sync::OwnedSemaphorePermit,
+    worker: G,
 ) -> RespBody {
     let sliced = Sliced {
         body,

@@ -211,6 +211,7 @@ pub(crate) struct Config {
     pub(crate) bind: IpAddr,
     pub(crate) port: u16,
     pub(crate) workers: Option<usize>,
+    pub(crate) busy_above: Option<usize>,
     pub(crate) discovery: server::discovery::DiscoveryConfig,
 }
 
@@ -255,6 +256,7 @@ impl Default for TestServerBuilder {
                 bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 0,
                 workers: None,
+                busy_above: None,
                 discovery: Default::default(),
             },
         }
@@ -383,6 +385,33 @@ impl TestServerBuilder {
         self
     }
 
+    /// Answer `503 Service Unavailable` at once (without `Retry-After`, as
+    /// nginx's `limit_conn` does) to image downloads beyond `n` in flight at
+    /// once: a small server that refuses load instead of queueing it.
+    /// Downloads are the GETs (and HEADs) of image bytes, whole or a
+    /// `Range`, on whichever listener serves them (`v1/imagefile/…` in
+    /// [`DownloadMode::Stream`], `blobs/…` otherwise); an admitted one
+    /// counts as in flight until its body has been sent in full (or its
+    /// connection closed). Other requests are never refused. The refusals
+    /// are counted by [`TestServer::busy_answers`]. Default: no limit.
+    ///
+    /// ```
+    /// use library_testserver::TestServer;
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let server = TestServer::builder()
+    ///     .refuse_downloads_above(4)
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(server.download_limit(), Some(4));
+    /// assert_eq!(server.busy_answers(), 0);
+    /// # server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn refuse_downloads_above(mut self, n: usize) -> Self {
+        self.config.busy_above = Some(n);
+        self
+    }
+
     /// The `libraryAPI.uri` of `GET assets/config/config.prod.json`
     /// (service discovery); default: the server itself.
     pub fn discovery_library(mut self, url: Url) -> Self {
@@ -450,11 +479,56 @@ impl TestServer {
         self.shared.library_url.clone()
     }
 
-    /// Base URL of the second listener, `http://127.0.0.1:PORT2/`, which
-    /// serves redirected downloads (`blobs/…`) and the presigned-style
-    /// uploads (`uploads/…`).
+    /// Base URL of the second listener as the server hands it out in
+    /// redirected downloads (`blobs/…`) and presigned-style upload URLs
+    /// (`uploads/…`): `http://127.0.0.1:PORT2/` (of
+    /// [`blob_addr`](Self::blob_addr)) unless changed by
+    /// [`advertise_blob_url`](Self::advertise_blob_url).
     pub fn blob_url(&self) -> Url {
-        self.shared.blob_url.clone()
+        self.shared.blob_url()
+    }
+
+    /// Hands out `url` instead of the blob listener's own URL in the
+    /// redirects and upload URLs of later requests (answers already given
+    /// keep theirs), so that something in front of
+    /// [`blob_addr`](Self::blob_addr), such as a [`ThrottledLink`], carries
+    /// every image byte of pulls and pushes. The listener itself stays where
+    /// it is; `url` should lead to it. A path in `url` is kept as the base
+    /// (end it with `/`).
+    ///
+    /// The link needs the blob address, so start the server first, then the
+    /// link, then advertise the link:
+    ///
+    /// ```
+    /// use library_testserver::{LinkDirection, TestServer, ThrottledLink};
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let server = TestServer::start().await?;
+    /// let link = ThrottledLink::builder(server.blob_addr())
+    ///     .down(LinkDirection::new().rate(40_000_000))
+    ///     .start()
+    ///     .await?;
+    /// server.advertise_blob_url(link.url());
+    /// assert_eq!(server.blob_url(), link.url());
+    /// // Pulls redirected by server.url() now download through the link.
+    /// # server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn advertise_blob_url(&self, url: Url) {
+        self.shared.set_blob_url(url)
+    }
+
+    /// How many image downloads were answered `503` because more than
+    /// [`refuse_downloads_above`](TestServerBuilder::refuse_downloads_above)
+    /// were in flight.
+    pub fn busy_answers(&self) -> u64 {
+        self.shared.in_flight.refused_downloads()
+    }
+
+    /// The limit set by
+    /// [`refuse_downloads_above`](TestServerBuilder::refuse_downloads_above),
+    /// if any.
+    pub fn download_limit(&self) -> Option<usize> {
+        self.shared.config.busy_above
     }
 
     /// Every request seen so far on both listeners, in the order they

@@ -29,8 +29,8 @@ pub(super) fn pull(ctx: &Ctx, r: &str) -> Handled {
     };
     let base = match ctx.shared.config.download {
         DownloadMode::Stream => return Ok(serve_data(ctx, data, &hash)),
-        DownloadMode::RedirectSameListener => &ctx.shared.library_url,
-        DownloadMode::RedirectOtherListener => &ctx.shared.blob_url,
+        DownloadMode::RedirectSameListener => ctx.shared.library_url.clone(),
+        DownloadMode::RedirectOtherListener => ctx.shared.blob_url(),
     };
     let location = format!("{base}blobs/{id}?sig={}", random_hex(32));
     Ok(Reply::empty(303).header("location", location))
@@ -52,7 +52,15 @@ pub(super) fn blob(ctx: &Ctx, id: &str) -> Handled {
 
 /// Answers a download of stored bytes: 200 with everything, or 206 / 416
 /// for a `Range` request, with the range faults applied.
+///
+/// Beyond [`refuse_downloads_above`](crate::TestServerBuilder::refuse_downloads_above)
+/// downloads in flight, answers `503` at once instead; an admitted download
+/// counts as in flight until its body has been sent in full.
 pub(super) fn serve_data(ctx: &Ctx, data: Data, hash: &str) -> Reply {
+    let limit = ctx.shared.config.busy_above;
+    let Some(entered) = ctx.shared.in_flight.enter_download(limit) else {
+        return Reply::error(503, "too many downloads at once; try again later");
+    };
     let total = data.len();
     let etag = format!("\"{}\"", hash.strip_prefix("sha256.").unwrap_or(hash));
     let whole = |data: Data| {
@@ -111,6 +119,7 @@ pub(super) fn serve_data(ctx: &Ctx, data: Data, hash: &str) -> Reply {
     };
     reply
         .counted(ctx.shared.image_bytes_sent.clone())
+        .kept_until_sent(entered)
         .header("accept-ranges", "bytes")
         .header("etag", etag)
         .header("content-type", "application/octet-stream")

@@ -55,7 +55,9 @@ pub(crate) struct Shared {
     pub(crate) log: RequestLog,
     pub(crate) faults: Faults,
     pub(crate) library_url: Url,
-    pub(crate) blob_url: Url,
+    /// The base URL of the blob listener handed out in redirects and
+    /// upload URLs (see [`TestServer::advertise_blob_url`]).
+    blob_url: Mutex<Url>,
     pub(crate) s3: Option<S3Client>,
     /// The worker pool of the library listener, when it has one.
     workers: Option<Arc<tokio::sync::Semaphore>>,
@@ -69,6 +71,18 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The advertised base URL of the blob listener.
+    pub(crate) fn blob_url(&self) -> Url {
+        self.blob_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_blob_url(&self, url: Url) {
+        *self.blob_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
     }
 }
 
@@ -143,7 +157,7 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
         log: RequestLog::default(),
         faults: Faults::default(),
         library_url: base_url(library_addr),
-        blob_url: base_url(blob_addr),
+        blob_url: Mutex::new(base_url(blob_addr)),
         s3,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

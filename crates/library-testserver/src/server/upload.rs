@@ -113,7 +113,7 @@ pub(super) async fn upload_start(ctx: &mut Ctx, id: &str) -> Handled {
         }
         None => (
             presigned(
-                &ctx.shared.blob_url,
+                &ctx.shared.blob_url(),
                 &format!("uploads/{upload_id}"),
                 ctx.shared.config.s3_compliant,
                 &[],
@@ -370,7 +370,7 @@ pub(super) async fn multipart_part_url(ctx: &mut Ctx, id: &str) -> Handled {
     let url = match (&ctx.shared.s3, &state.s3) {
         (Some(s3), Some((key, s3_id))) => s3.presign_part(key, s3_id, n, &body.sha256_checksum),
         _ => presigned(
-            &ctx.shared.blob_url,
+            &ctx.shared.blob_url(),
             &format!("uploads/{}/parts/{n}", body.upload_id),
             state.s3_compliant,
             &[

@@ -1,5 +1,7 @@
-//! A TCP link with a rate cap per direction, to simulate a slow or dead
-//! network between a client and a server.
+//! A TCP link with rate caps and a delay per direction, to simulate a
+//! slow, far or dead network between a client and a server.
+
+mod pump;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -7,33 +9,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 use url::Url;
 
-/// How often a capped direction forwards a slice of data: 50 slices a
-/// second keep a rate of a few KB/s smooth.
-const SLICES_PER_SECOND: u64 = 50;
-
-/// The most bytes forwarded at once by a direction without a cap.
-const UNCAPPED_SLICE: usize = 64 * 1024;
+use pump::DirectionState;
 
 /// The settings of one direction of a [`ThrottledLink`].
 ///
 /// ```
+/// use std::time::Duration;
 /// use library_testserver::LinkDirection;
 /// let up = LinkDirection::new().rate(150_000);
 /// assert_eq!(up.rate_limit(), Some(150_000));
 /// assert!(!up.is_stalled());
+/// // A far server whose uplink is shared by all its clients' streams:
+/// let down = LinkDirection::new()
+///     .delay(Duration::from_millis(25))
+///     .total_rate(40_000_000);
+/// assert_eq!(down.delay_time(), Duration::from_millis(25));
+/// assert_eq!(down.total_rate_limit(), Some(40_000_000));
+/// assert_eq!(down.rate_limit(), None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LinkDirection {
     rate: Option<u64>,
+    total_rate: Option<u64>,
+    delay: Duration,
     stalled: bool,
     stall_after: Option<u64>,
 }
@@ -44,16 +48,43 @@ impl LinkDirection {
         LinkDirection::default()
     }
 
-    /// Forwards at most `bytes_per_second` (at least 1), in small slices
-    /// so that the flow is smooth.
+    /// Forwards at most `bytes_per_second` (at least 1) on each connection,
+    /// in small slices so that the flow is smooth: a server or object store
+    /// that caps every stream (nginx `limit_rate`), so that more streams
+    /// add up to more.
     pub fn rate(mut self, bytes_per_second: u64) -> LinkDirection {
         self.rate = Some(bytes_per_second.max(1));
         self
     }
 
-    /// Removes the rate cap.
+    /// Forwards at most `bytes_per_second` (at least 1) over all the
+    /// connections of the link together: a server whose bandwidth is
+    /// capped, so that more streams only share it. The connections that
+    /// move data take turns slice by slice, so that each gets about an
+    /// equal share. With [`rate`](Self::rate) as well, each connection
+    /// keeps to both caps.
+    pub fn total_rate(mut self, bytes_per_second: u64) -> LinkDirection {
+        self.total_rate = Some(bytes_per_second.max(1));
+        self
+    }
+
+    /// Delays every byte of this direction by `delay` (one way: the
+    /// round-trip time a link adds is the delay up plus the delay down).
+    /// The delay is a delay line, not a pause between slices: bytes keep
+    /// flowing at the rate they come (or at the caps), each leaving `delay`
+    /// after it arrived, so that throughput stays as it is and only
+    /// latency is added. Up to 1024 slices (each at most 64 KiB) can be on
+    /// their way at once on one connection; beyond that the link stops
+    /// reading, as a full network would.
+    pub fn delay(mut self, delay: Duration) -> LinkDirection {
+        self.delay = delay;
+        self
+    }
+
+    /// Removes both rate caps (the delay and stall settings stay).
     pub fn unlimited(mut self) -> LinkDirection {
         self.rate = None;
+        self.total_rate = None;
         self
     }
 
@@ -65,17 +96,28 @@ impl LinkDirection {
         self
     }
 
-    /// Stalls (as [`stalled`](Self::stalled)) once this direction forwarded
+    /// Stalls (as [`stalled`](Self::stalled)) once this direction took in
     /// `bytes` in all, counted over every connection since the link
-    /// started: a link that dies in the middle of a transfer.
+    /// started: a link that dies in the middle of a transfer. (Bytes in the
+    /// delay line when it stalls still arrive.)
     pub fn stall_after(mut self, bytes: u64) -> LinkDirection {
         self.stall_after = Some(bytes);
         self
     }
 
-    /// The rate cap in bytes per second, if any.
+    /// The rate cap of each connection in bytes per second, if any.
     pub fn rate_limit(&self) -> Option<u64> {
         self.rate
+    }
+
+    /// The cap of all connections together in bytes per second, if any.
+    pub fn total_rate_limit(&self) -> Option<u64> {
+        self.total_rate
+    }
+
+    /// The one-way delay added to every byte (zero by default).
+    pub fn delay_time(&self) -> Duration {
+        self.delay
     }
 
     /// Whether this direction forwards nothing.
@@ -117,6 +159,14 @@ impl ThrottledLinkBuilder {
         self
     }
 
+    /// Adds `rtt` of round-trip time: half of it as the
+    /// [`delay`](LinkDirection::delay) of each direction.
+    pub fn round_trip_time(mut self, rtt: Duration) -> Self {
+        self.up = self.up.delay(rtt / 2);
+        self.down = self.down.delay(rtt - rtt / 2);
+        self
+    }
+
     /// Starts the link on a small runtime of its own (like
     /// [`TestServer`](crate::TestServer)), so that it works the same under
     /// any test runtime.
@@ -148,8 +198,10 @@ impl ThrottledLinkBuilder {
             down,
             upstream: self.upstream,
             connections: AtomicU64::new(0),
-            bytes_up: AtomicU64::new(0),
-            bytes_down: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            up_state: DirectionState::default(),
+            down_state: DirectionState::default(),
         });
         let task = handle.spawn(accept_loop(listener, shared.clone()));
         Ok(ThrottledLink {
@@ -166,15 +218,37 @@ struct Shared {
     down: watch::Sender<LinkDirection>,
     upstream: SocketAddr,
     connections: AtomicU64,
-    bytes_up: AtomicU64,
-    bytes_down: AtomicU64,
+    /// Connections open now, and the most open at once.
+    open: AtomicU64,
+    peak: AtomicU64,
+    up_state: DirectionState,
+    down_state: DirectionState,
+}
+
+/// Counts a connection as open until dropped (its task ended or aborted).
+struct Open(Arc<Shared>);
+
+impl Open {
+    fn new(shared: Arc<Shared>) -> Open {
+        let now = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.peak.fetch_max(now, Ordering::Relaxed);
+        Open(shared)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A TCP proxy on `127.0.0.1` that forwards every connection to an
-/// upstream address, with a rate cap per direction and a switch that stalls
-/// a direction completely: a slow or dead uplink or downlink in a test.
-/// Settings can be changed while connections are open. Dropping the link
-/// stops it and closes its connections.
+/// upstream address, with per direction a rate cap of each connection, a
+/// cap of all connections together, a delay, and a switch that stalls the
+/// direction completely: a slow, far, crowded or dead uplink or downlink in
+/// a test. Settings can be changed while connections are open (a delay
+/// change applies to bytes read from then on). Dropping the link stops it
+/// and closes its connections.
 ///
 /// Point a client at [`url`](Self::url) instead of the server (or use the
 /// link as the client's HTTP proxy, so that every request whatever its host
@@ -275,14 +349,27 @@ impl ThrottledLink {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
-    /// Bytes forwarded from clients to the server so far.
-    pub fn bytes_up(&self) -> u64 {
-        self.shared.bytes_up.load(Ordering::Relaxed)
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.open.load(Ordering::Relaxed)
     }
 
-    /// Bytes forwarded from the server to clients so far.
+    /// The most connections that were open at the same time so far (a
+    /// connection counts from its accept until both its directions ended).
+    pub fn peak_connections(&self) -> u64 {
+        self.shared.peak.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded from clients to the server so far (written to the
+    /// server: bytes still in the delay line are not counted yet).
+    pub fn bytes_up(&self) -> u64 {
+        self.shared.up_state.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded from the server to clients so far (written to the
+    /// clients).
     pub fn bytes_down(&self) -> u64 {
-        self.shared.bytes_down.load(Ordering::Relaxed)
+        self.shared.down_state.forwarded.load(Ordering::Relaxed)
     }
 }
 
@@ -305,8 +392,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
                 shared.connections.fetch_add(1, Ordering::Relaxed);
+                let open = Open::new(shared.clone());
                 let shared = shared.clone();
                 conns.spawn(async move {
+                    let _open = open;
                     if let Err(e) = forward(client, shared).await {
                         tracing::debug!(error = %e, "throttled link: connection ended");
                     }
@@ -324,60 +413,10 @@ async fn forward(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
     server.set_nodelay(true)?;
     let (client_r, client_w) = client.into_split();
     let (server_r, server_w) = server.into_split();
-    let up = pump(client_r, server_w, &shared.up, &shared.bytes_up);
-    let down = pump(server_r, client_w, &shared.down, &shared.bytes_down);
+    let up = pump::pump(client_r, server_w, &shared.up, &shared.up_state);
+    let down = pump::pump(server_r, client_w, &shared.down, &shared.down_state);
     // Each direction runs until its sender closes; a failure of one ends
     // the connection.
     tokio::try_join!(up, down)?;
     Ok(())
-}
-
-/// Copies `from` to `to` under the settings of `dir`, with a token bucket
-/// refilled at the rate cap (bursts of one slice at most).
-async fn pump(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    settings: &watch::Sender<LinkDirection>,
-    counter: &AtomicU64,
-) -> std::io::Result<()> {
-    let mut dir = settings.subscribe();
-    let mut buf = vec![0u8; UNCAPPED_SLICE];
-    // When the next byte may go out.
-    let mut allowed_at = Instant::now();
-    loop {
-        // While stalled, do not even read: the sender's buffers fill.
-        let now = dir
-            .wait_for(|d| !d.stalled)
-            .await
-            .map(|d| (*d).clone())
-            .unwrap_or_default();
-        let mut slice = match now.rate {
-            Some(rate) => ((rate / SLICES_PER_SECOND).max(1) as usize).min(UNCAPPED_SLICE),
-            None => UNCAPPED_SLICE,
-        };
-        if let Some(limit) = now.stall_after {
-            let left = limit.saturating_sub(counter.load(Ordering::Relaxed));
-            if left == 0 {
-                settings.send_if_modified(|d| {
-                    let newly = !d.stalled && d.stall_after == Some(limit);
-                    d.stalled |= newly;
-                    newly
-                });
-                continue;
-            }
-            slice = slice.min(left.min(UNCAPPED_SLICE as u64) as usize);
-        }
-        let n = from.read(&mut buf[..slice]).await?;
-        if n == 0 {
-            to.shutdown().await?;
-            return Ok(());
-        }
-        to.write_all(&buf[..n]).await?;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(rate) = now.rate {
-            allowed_at = allowed_at.max(Instant::now())
-                + Duration::from_nanos(n as u64 * 1_000_000_000 / rate);
-            tokio::time::sleep_until(allowed_at).await;
-        }
-    }
 }
