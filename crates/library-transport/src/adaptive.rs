@@ -32,23 +32,28 @@ impl Concurrency {
 /// The adaptive stream controller.
 ///
 /// **What it measures:** the aggregate rate of the transfer, in bytes
-/// moved per second by all its streams together (written to the file, or
-/// accepted by the connection), over windows of at least
+/// moved per second by all its streams together (received from the
+/// server, or accepted by the connection), over windows of at least
 /// [`Controller::WINDOW`]. The transfer samples its byte count at least
-/// once per window.
+/// once per window; a window starts with the first byte moved, so time
+/// spent connecting is not counted as a slow rate.
 ///
 /// **When it adds:** it starts at [`Controller::START`] streams. After each
 /// window it compares the rate with the rate of the window before, measured
-/// at fewer streams: while the rate grows by more than 10 % it doubles the
-/// streams (capped at the maximum). The first time it does not grow, it goes
-/// back to the previous level (more streams that bring nothing only add
-/// load) and settles there.
+/// at half the streams: while twice the streams bring more than
+/// [`Controller::GAIN`] times the rate, it doubles them again (up to the
+/// maximum). The first time they do not, it goes back to the previous level
+/// (streams that bring nothing only add load) and settles there. Against a
+/// link that caps each connection it so reaches the maximum in a few
+/// windows; against a server whose whole bandwidth is capped it stays at
+/// the start.
 ///
-/// **When it backs off:** on a 429, a 503 or a reset connection
+/// **When it backs off:** on a 429, a 503 or a refused or reset connection
 /// ([`Controller::on_throttle`]) it halves the streams and settles; when
-/// settled, a rate that falls below 70 % of the best seen at this level
-/// halves it too. It never goes above the maximum nor below 1, and callers
-/// never run more streams than parts left.
+/// settled, a smoothed rate that falls below [`Controller::FALL`] of the
+/// best seen at this level halves it too. It never goes above the maximum
+/// nor below 1, and callers never run more streams than parts left. It does
+/// not probe upward again once settled.
 #[derive(Debug, Clone)]
 pub struct Controller {
     level: usize,
@@ -59,6 +64,7 @@ pub struct Controller {
     window_bytes: u64,
     prev: Option<(usize, f64)>,
     best_settled: f64,
+    smoothed: Option<f64>,
 }
 
 impl Controller {
@@ -66,6 +72,13 @@ impl Controller {
     pub const WINDOW: Duration = Duration::from_millis(100);
     /// The streams an automatic transfer starts with.
     pub const START: usize = 4;
+    /// Twice the streams must bring more than this factor of the rate.
+    pub const GAIN: f64 = 1.25;
+    /// Once settled, a smoothed rate below this fraction of the best seen
+    /// at the level halves the streams.
+    pub const FALL: f64 = 0.5;
+    /// The weight of a new window in the smoothed rate.
+    const SMOOTHING: f64 = 0.25;
 
     /// A controller for `c`, its first window starting at `now`.
     pub fn new(c: Concurrency, now: Instant) -> Controller {
@@ -82,6 +95,7 @@ impl Controller {
             window_bytes: 0,
             prev: None,
             best_settled: 0.0,
+            smoothed: None,
         }
     }
 
@@ -107,6 +121,12 @@ impl Controller {
             return;
         }
         self.window_bytes += bytes;
+        if self.window_bytes == 0 {
+            // Nothing moved yet (streams still connecting): the window
+            // starts with the first bytes.
+            self.window_start = now;
+            return;
+        }
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed < Self::WINDOW {
             return;
@@ -115,24 +135,28 @@ impl Controller {
         self.window_start = now;
         self.window_bytes = 0;
         if self.settled {
-            if rate > self.best_settled {
-                self.best_settled = rate;
-            } else if rate < self.best_settled * 0.7 {
+            // Smoothed, so that one slow window is not a falling rate.
+            let s = match self.smoothed {
+                None => rate,
+                Some(s) => s + Self::SMOOTHING * (rate - s),
+            };
+            self.smoothed = Some(s);
+            if s > self.best_settled {
+                self.best_settled = s;
+            } else if s < self.best_settled * Self::FALL {
                 self.step_back();
             }
             return;
         }
         match self.prev {
-            Some((prev_level, prev_rate)) if rate <= prev_rate * 1.10 => {
+            Some((prev_level, prev_rate)) if rate <= prev_rate * Self::GAIN => {
                 self.level = prev_level;
                 self.settled = true;
-                self.best_settled = prev_rate.max(rate);
             }
             _ => {
                 self.prev = Some((self.level, rate));
                 if self.level >= self.max {
                     self.settled = true;
-                    self.best_settled = rate;
                 } else {
                     self.level = (self.level * 2).min(self.max);
                 }
@@ -157,5 +181,6 @@ impl Controller {
         self.level = (self.level / 2).max(1);
         self.settled = true;
         self.best_settled = 0.0;
+        self.smoothed = None;
     }
 }

@@ -755,7 +755,6 @@ async fn fetch_part(
 ) -> Result<u64> {
     let mut attempts = crate::retry::Attempts::new(&job.retry, &Method::GET);
     let mut reported = 0u64;
-    let metered = Metered { progress, gate };
     loop {
         let ticket = gate.enter().await;
         let r = fetch_part_once(
@@ -765,8 +764,9 @@ async fn fetch_part(
             idx,
             file,
             path,
-            &metered,
+            progress,
             &mut reported,
+            gate,
         )
         .await;
         let e = match r {
@@ -790,19 +790,6 @@ async fn fetch_part(
     }
 }
 
-/// Passes a part's progress on and counts it for the stream controller.
-struct Metered<'a> {
-    progress: &'a dyn Progress,
-    gate: &'a crate::gate::Gate,
-}
-
-impl Progress for Metered<'_> {
-    fn increment(&self, bytes: u64) {
-        self.gate.moved(bytes);
-        self.progress.increment(bytes);
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn fetch_part_once(
     client: &HttpClient,
@@ -813,6 +800,7 @@ async fn fetch_part_once(
     path: &Arc<PathBuf>,
     progress: &dyn Progress,
     reported: &mut u64,
+    gate: &crate::gate::Gate,
 ) -> Result<()> {
     let (start, len) = job.range(idx);
     let last = start + len - 1;
@@ -906,6 +894,7 @@ async fn fetch_part_once(
             let end = chunk.is_none();
             if let Some(c) = chunk {
                 received += c.len() as u64;
+                gate.moved(c.len() as u64);
                 if received > len {
                     return Err(Error::invalid(
                         &url,

@@ -236,7 +236,11 @@ fn concurrency_args(setting: &str) -> Vec<String> {
 }
 
 /// Runs `scs-library` with `args`, returning its stdout and what it used.
-fn run_scs(scs: &Path, work: &Path, args: &[String]) -> Result<(String, f64, library_e2e::usage::Usage)> {
+fn run_scs(
+    scs: &Path,
+    work: &Path,
+    args: &[String],
+) -> Result<(String, f64, library_e2e::usage::Usage)> {
     let t = Instant::now();
     let mut child = Command::new(scs)
         .current_dir(work)
@@ -261,18 +265,36 @@ fn run_scs(scs: &Path, work: &Path, args: &[String]) -> Result<(String, f64, lib
     let used = library_e2e::usage::wait_pid(pid)?;
     let wall = t.elapsed().as_secs_f64();
     if used.status != 0 {
-        bail!("scs-library {} failed (wait status {})", args.join(" "), used.status);
+        bail!(
+            "scs-library {} failed (wait status {})",
+            args.join(" "),
+            used.status
+        );
     }
     Ok((out, wall, used))
 }
 
-fn pull_once(server: &mut Server, scs: &Path, work: &Path, setting: &str, mib: usize) -> Result<Run> {
+fn pull_once(
+    server: &mut Server,
+    scs: &Path,
+    work: &Path,
+    setting: &str,
+    mib: usize,
+) -> Result<Run> {
     server.ask("reset")?;
     let dest = work.join("pulled.sif");
-    let mut args: Vec<String> = ["--url", &server.url, "--json", "pull", "--no-cache", "--arch", "amd64"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "--url",
+        &server.url,
+        "--json",
+        "pull",
+        "--no-cache",
+        "--arch",
+        "amd64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(concurrency_args(setting));
     args.push("alice/tools/big:v1".into());
     args.push(dest.display().to_string());
@@ -298,7 +320,14 @@ fn pull_once(server: &mut Server, scs: &Path, work: &Path, setting: &str, mib: u
     })
 }
 
-fn push_once(link: &str, scs: &Path, work: &Path, file: &Path, sha: &str, setting: &str) -> Result<Run> {
+fn push_once(
+    link: &str,
+    scs: &Path,
+    work: &Path,
+    file: &Path,
+    sha: &str,
+    setting: &str,
+) -> Result<Run> {
     // A fresh server for every push: it keeps what it receives in memory.
     let mut server = Server::start(link, 0)?;
     let mut args: Vec<String> = ["--url", &server.url, "--json", "push"]
@@ -409,21 +438,41 @@ fn main() -> Result<()> {
         let mut server = Server::start(link, pull_mib)?;
         let mut pulls: Vec<Row> = SETTINGS
             .iter()
-            .map(|s| Row { link: link.clone(), op: "pull", setting: s, runs: Vec::new() })
+            .map(|s| Row {
+                link: link.clone(),
+                op: "pull",
+                setting: s,
+                runs: Vec::new(),
+            })
             .collect();
         let mut pushes: Vec<Row> = SETTINGS
             .iter()
-            .map(|s| Row { link: link.clone(), op: "push", setting: s, runs: Vec::new() })
+            .map(|s| Row {
+                link: link.clone(),
+                op: "push",
+                setting: s,
+                runs: Vec::new(),
+            })
             .collect();
         for run in 0..runs {
             for row in pulls.iter_mut() {
                 let r = pull_once(&mut server, &scs, work.path(), row.setting, pull_mib)?;
-                eprintln!("bench: {link} pull {} run {}: {:.2} s", row.setting, run + 1, r.wall);
+                eprintln!(
+                    "bench: {link} pull {} run {}: {:.2} s",
+                    row.setting,
+                    run + 1,
+                    r.wall
+                );
                 row.runs.push(r);
             }
             for row in pushes.iter_mut() {
                 let r = push_once(link, &scs, work.path(), &push_path, &push_sha, row.setting)?;
-                eprintln!("bench: {link} push {} run {}: {:.2} s", row.setting, run + 1, r.wall);
+                eprintln!(
+                    "bench: {link} push {} run {}: {:.2} s",
+                    row.setting,
+                    run + 1,
+                    r.wall
+                );
                 row.runs.push(r);
             }
         }
@@ -447,7 +496,10 @@ fn main() -> Result<()> {
     let mut checks = Vec::new();
     for link in &links {
         for op in ["pull", "push"] {
-            let group: Vec<&Row> = rows.iter().filter(|r| &r.link == link && r.op == op).collect();
+            let group: Vec<&Row> = rows
+                .iter()
+                .filter(|r| &r.link == link && r.op == op)
+                .collect();
             let mib = if op == "pull" { pull_mib } else { push_mib };
             let best = group
                 .iter()

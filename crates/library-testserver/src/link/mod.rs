@@ -184,13 +184,15 @@ impl ThrottledLinkBuilder {
     /// Starts the link on the runtime of `handle` (the caller's, say).
     /// Its tasks end when the link is dropped.
     pub fn start_on(self, handle: &tokio::runtime::Handle) -> std::io::Result<ThrottledLink> {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let listener = {
             let _guard = handle.enter();
-            TcpListener::from_std(listener)?
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            // Accepted connections inherit the buffer of the listener.
+            socket.set_recv_buffer_size(SOCKET_BUFFER)?;
+            socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+            socket.listen(1024)?
         };
+        let addr = listener.local_addr()?;
         let (up, _) = watch::channel(self.up);
         let (down, _) = watch::channel(self.down);
         let shared = Arc::new(Shared {
@@ -407,8 +409,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The receive buffer of both sockets of a link connection. A real path
+/// holds only the bytes in flight; loopback sockets would otherwise take
+/// several MiB at once, so that a server would see a large answer as sent
+/// long before its client got it.
+const SOCKET_BUFFER: u32 = 256 * 1024;
+
 async fn forward(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
-    let server = TcpStream::connect(shared.upstream).await?;
+    let socket = if shared.upstream.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_recv_buffer_size(SOCKET_BUFFER)?;
+    let server = socket.connect(shared.upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (client_r, client_w) = client.into_split();

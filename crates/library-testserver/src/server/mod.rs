@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -112,6 +112,26 @@ impl Drop for OwnedRuntime {
     }
 }
 
+/// The send buffer of every connection of a server that refuses load.
+const SEND_BUFFER_WHEN_REFUSING: u32 = 128 * 1024;
+
+/// A listener on `addr`, whose connections get `send_buffer` when given.
+/// Must run inside the server's runtime.
+fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if let Some(n) = send_buffer {
+        // Accepted connections inherit it.
+        socket.set_send_buffer_size(n)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
     let runtime = OwnedRuntime(Some(
         tokio::runtime::Builder::new_multi_thread()
@@ -120,10 +140,17 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
             .enable_all()
             .build()?,
     ));
-    let library = StdListener::bind((config.bind, config.port))?;
-    let blob = StdListener::bind((config.bind, 0))?;
-    library.set_nonblocking(true)?;
-    blob.set_nonblocking(true)?;
+    // A server that refuses load must see an answer in flight until its
+    // client has (nearly) all of it, as on a real network, not until the
+    // kernel took it into a buffer of several MiB.
+    let send_buffer = config.busy_above.map(|_| SEND_BUFFER_WHEN_REFUSING);
+    let (library, blob) = {
+        let _guard = runtime.get().enter();
+        (
+            listen(SocketAddr::new(config.bind, config.port), send_buffer)?,
+            listen(SocketAddr::new(config.bind, 0), send_buffer)?,
+        )
+    };
     let library_addr = library.local_addr()?;
     let blob_addr = blob.local_addr()?;
     let api_version = config.api_version.clone().unwrap_or_default();
@@ -163,10 +190,6 @@ pub(crate) async fn start(config: Config) -> std::io::Result<TestServer> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (listener, which) in [(library, Listener::Library), (blob, Listener::Blob)] {
-        let listener = {
-            let _guard = runtime.get().enter();
-            TcpListener::from_std(listener)?
-        };
         tasks.push(runtime.get().spawn(accept_loop(
             listener,
             which,
