@@ -98,6 +98,29 @@ async fn delay_line_keeps_throughput() {
 }
 
 #[tokio::test]
+async fn a_window_bounds_each_connection_to_window_per_delay() {
+    const SIZE: usize = 2 << 20;
+    const WINDOW: u64 = 256 << 10;
+    let link = ThrottledLink::builder(source_server(SIZE).await)
+        .down(
+            LinkDirection::new()
+                .delay(Duration::from_millis(20))
+                .window(WINDOW),
+        )
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(link.down_settings().window_size(), Some(WINDOW));
+    let t = Instant::now();
+    assert_eq!(drain(link.addr()).await, SIZE);
+    let took = t.elapsed();
+    // 256 KiB per 20 ms: 2 MiB take 8 windows, at least 160 ms (without
+    // the window, the delay line takes about 20 ms for it all).
+    assert!(took >= Duration::from_millis(150), "took {took:?}");
+    assert_eq!(link.bytes_down(), SIZE as u64);
+}
+
+#[tokio::test]
 async fn total_rate_is_shared_by_all_connections() {
     const EACH: usize = 1 << 20;
     const RATE: u64 = 4 << 20;

@@ -4,7 +4,8 @@
 //!
 //! - `loopback`: no link at all (the CPU is the limit);
 //! - `per-conn`: every connection capped (an object store or CDN);
-//! - `rtt`: round-trip time added, no rate cap;
+//! - `rtt`: round-trip time added, with a window per connection (as
+//!   TCP has), so that one connection is slow on a long path;
 //! - `total`: the server's whole bandwidth capped, shared by every
 //!   connection (more streams only add load);
 //! - `busy`: a server that answers 503 to downloads above a few in flight.
@@ -35,6 +36,9 @@ const MB: u64 = 1_000_000;
 const PER_CONNECTION: u64 = 25 * MB;
 /// The round trip added by `rtt`.
 const RTT: Duration = Duration::from_millis(40);
+/// The bytes in flight of one connection of `rtt` (a TCP window): one
+/// connection moves at most this per half round trip, about 26 MB/s.
+const WINDOW: u64 = 512 << 10;
 /// The server's whole bandwidth on `total`, each way.
 const TOTAL: u64 = 100 * MB;
 /// Downloads in flight that `busy` serves; it refuses the rest with 503.
@@ -49,7 +53,11 @@ fn describe(link: &str) -> String {
     match link {
         "loopback" => "no link".into(),
         "per-conn" => format!("{} MB/s per connection each way", PER_CONNECTION / MB),
-        "rtt" => format!("{} ms round trip, no rate cap", RTT.as_millis()),
+        "rtt" => format!(
+            "{} ms round trip, {} KiB in flight per connection",
+            RTT.as_millis(),
+            WINDOW >> 10
+        ),
         "total" => format!("{} MB/s in all each way, shared", TOTAL / MB),
         "busy" => format!("503 to downloads above {BUSY_ABOVE} in flight"),
         _ => link.into(),
@@ -61,7 +69,10 @@ fn link_settings(link: &str) -> Option<(LinkDirection, LinkDirection)> {
     let d = LinkDirection::new();
     match link {
         "per-conn" => Some((d.clone().rate(PER_CONNECTION), d.rate(PER_CONNECTION))),
-        "rtt" => Some((d.clone().delay(RTT / 2), d.delay(RTT - RTT / 2))),
+        "rtt" => Some((
+            d.clone().delay(RTT / 2).window(WINDOW),
+            d.delay(RTT - RTT / 2).window(WINDOW),
+        )),
         "total" => Some((d.clone().total_rate(TOTAL), d.total_rate(TOTAL))),
         _ => None,
     }
@@ -282,6 +293,7 @@ fn pull_once(
     mib: usize,
 ) -> Result<Run> {
     server.ask("reset")?;
+    let busy_before = server.seen()?.busy;
     let dest = work.join("pulled.sif");
     let mut args: Vec<String> = [
         "--url",
@@ -299,7 +311,8 @@ fn pull_once(
     args.push("alice/tools/big:v1".into());
     args.push(dest.display().to_string());
     let (out, wall, used) = run_scs(scs, work, &args)?;
-    let seen = server.seen()?;
+    let mut seen = server.seen()?;
+    seen.busy -= busy_before;
     let json: serde_json::Value =
         serde_json::from_str(&out).with_context(|| format!("pull printed {out:?}"))?;
     let got = library_transport::hex(&library_transport::sha256_file(&dest)?);
@@ -355,16 +368,33 @@ fn push_once(
     })
 }
 
-/// A SIF file of `mib` MiB: the amd64 fixture followed by random bytes.
+/// A SIF file of `mib` MiB: the amd64 fixture followed by random bytes,
+/// written a MiB at a time (this process must stay small: a child's peak
+/// RSS counts the memory of the process it was spawned from).
 fn push_file(dir: &Path, mib: usize) -> Result<(PathBuf, String)> {
+    use sha2::Digest;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif/amd64.sif");
-    let mut bytes = std::fs::read(&fixture).with_context(|| fixture.display().to_string())?;
-    let start = bytes.len();
-    bytes.resize(mib << 20, 0);
-    bytes[start..].copy_from_slice(&random_bytes((mib << 20) - start, 5));
+    let head = std::fs::read(&fixture).with_context(|| fixture.display().to_string())?;
     let path = dir.join("push.sif");
-    std::fs::write(&path, &bytes)?;
-    Ok((path, sha256_hex(&bytes)))
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let mut sha = sha2::Sha256::new();
+    f.write_all(&head)?;
+    sha.update(&head);
+    let mut left = (mib << 20).saturating_sub(head.len());
+    let mut seed = 5;
+    while left > 0 {
+        let chunk = random_bytes(left.min(1 << 20), seed);
+        f.write_all(&chunk)?;
+        sha.update(&chunk);
+        left -= chunk.len();
+        seed += 1;
+    }
+    f.flush()?;
+    Ok((path, hex_of(&sha.finalize())))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -38,6 +38,7 @@ pub struct LinkDirection {
     rate: Option<u64>,
     total_rate: Option<u64>,
     delay: Duration,
+    window: Option<u64>,
     stalled: bool,
     stall_after: Option<u64>,
 }
@@ -79,6 +80,32 @@ impl LinkDirection {
     pub fn delay(mut self, delay: Duration) -> LinkDirection {
         self.delay = delay;
         self
+    }
+
+    /// Keeps at most `bytes` (at least 1) of one connection in the delay
+    /// line at once, as a TCP window bounds the bytes in flight: with a
+    /// [`delay`](Self::delay), each connection then moves at most
+    /// `bytes / delay` per second, so that one stream is slow on a long
+    /// path and more streams add up. Read when a connection opens.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use library_testserver::LinkDirection;
+    /// // 512 KiB per 20 ms: about 26 MB/s per connection.
+    /// let down = LinkDirection::new()
+    ///     .delay(Duration::from_millis(20))
+    ///     .window(512 << 10);
+    /// assert_eq!(down.window_size(), Some(512 << 10));
+    /// ```
+    pub fn window(mut self, bytes: u64) -> LinkDirection {
+        self.window = Some(bytes.max(1));
+        self
+    }
+
+    /// The bytes of one connection the delay line holds at most, if
+    /// bounded.
+    pub fn window_size(&self) -> Option<u64> {
+        self.window
     }
 
     /// Removes both rate caps (the delay and stall settings stay).

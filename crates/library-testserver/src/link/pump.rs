@@ -3,13 +3,13 @@
 //! line to the writer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::LinkDirection;
@@ -96,10 +96,14 @@ pub(super) async fn pump(
     settings: &watch::Sender<LinkDirection>,
     state: &DirectionState,
 ) -> std::io::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(DELAY_LINE_CHUNKS);
-    let reader = read_side(from, tx, settings, state);
+    let (tx, mut rx) = mpsc::channel::<Slice>(DELAY_LINE_CHUNKS);
+    let window = settings
+        .borrow()
+        .window
+        .map(|w| Arc::new(Semaphore::new(w.min(u32::MAX as u64) as usize)));
+    let reader = read_side(from, tx, settings, state, window);
     let writer = async {
-        while let Some((due, chunk)) = rx.recv().await {
+        while let Some((due, chunk, _room)) = rx.recv().await {
             // (A deadline already passed would still wait for a timer tick.)
             if due > Instant::now() {
                 tokio::time::sleep_until(due).await;
@@ -115,11 +119,16 @@ pub(super) async fn pump(
     Ok(())
 }
 
+/// A slice in the delay line: when it may leave, its bytes, and its room
+/// in the window (given back once it is written).
+type Slice = (Instant, Bytes, Option<OwnedSemaphorePermit>);
+
 async fn read_side(
     mut from: OwnedReadHalf,
-    tx: mpsc::Sender<(Instant, Bytes)>,
+    tx: mpsc::Sender<Slice>,
     settings: &watch::Sender<LinkDirection>,
     state: &DirectionState,
+    window: Option<Arc<Semaphore>>,
 ) -> std::io::Result<()> {
     let mut dir = settings.subscribe();
     let mut buf = vec![0u8; UNCAPPED_SLICE];
@@ -146,6 +155,19 @@ async fn read_side(
             }
             slice = slice.min(left.min(UNCAPPED_SLICE as u64) as usize);
         }
+        if let Some(w) = now.window {
+            slice = slice.min(w.min(UNCAPPED_SLICE as u64) as usize);
+        }
+        // Room in the window before reading: a full window stops reading.
+        let room = match &window {
+            Some(w) => Some(
+                w.clone()
+                    .acquire_many_owned(slice as u32)
+                    .await
+                    .expect("the window semaphore is never closed"),
+            ),
+            None => None,
+        };
         let n = from.read(&mut buf[..slice]).await?;
         if n == 0 {
             // Dropping the sender lets the writer finish the delayed bytes
@@ -155,7 +177,12 @@ async fn read_side(
         let arrival = Instant::now();
         state.taken.fetch_add(n as u64, Ordering::Relaxed);
         let chunk = Bytes::copy_from_slice(&buf[..n]);
-        if tx.send((arrival + now.delay, chunk)).await.is_err() {
+        let room = room.map(|mut r| {
+            // Give back what the read did not fill.
+            drop(r.split(slice - n));
+            r
+        });
+        if tx.send((arrival + now.delay, chunk, room)).await.is_err() {
             // The writer failed; try_join reports its error.
             return Ok(());
         }
