@@ -630,6 +630,16 @@ fn apptainer_variables() {
         std::fs::read(home.path("c.sif")).unwrap(),
         b"zero configuration"
     );
+    // `auto` is a value of the variable too.
+    let out = home.run(
+        &[
+            ("APPTAINER_CONFIGDIR", c),
+            ("APPTAINER_DOWNLOAD_CONCURRENCY", "auto"),
+        ],
+        &["pull", "--arch", "amd64", "alice/tools/hello:v1", "d.sif"],
+    );
+    out.code(0);
+    assert!(home.path("d.sif").exists());
 }
 
 #[test]

@@ -34,8 +34,8 @@ impl Concurrency {
 /// **What it measures:** the aggregate rate of the transfer, in bytes
 /// moved per second by all its streams together (received from the
 /// server, or accepted by the connection), over windows of at least
-/// [`Controller::WINDOW`]. The transfer samples its byte count at least
-/// once per window; a window starts with the first byte moved, so time
+/// [`Controller::WINDOW`]. The transfer samples its byte count four
+/// times per window; a window starts with the first byte moved, so time
 /// spent connecting is not counted as a slow rate.
 ///
 /// **When it adds:** it starts at [`Controller::START`] streams. After each

@@ -379,7 +379,7 @@ impl HttpClient {
         let mut set: JoinSet<Result<u64>> = JoinSet::new();
         let mut fetched = 0u64;
         let mut streams = crate::gate::Streams::new(job.streams, parts - done.len() as u64);
-        let mut tick = tokio::time::interval(crate::Controller::WINDOW);
+        let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while set.len() < streams.level() {

@@ -393,7 +393,7 @@ impl HttpClient {
         let mut next = 1u64;
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
         let mut streams = crate::gate::Streams::new(job.streams, total);
-        let mut tick = tokio::time::interval(crate::Controller::WINDOW);
+        let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while set.len() < streams.level() && next <= total {
