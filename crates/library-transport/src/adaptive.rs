@@ -50,8 +50,10 @@ impl Concurrency {
 ///
 /// **When it backs off:** on a 429, a 503 or a refused or reset connection
 /// ([`Controller::on_throttle`]) it halves the streams and settles; when
-/// settled, a smoothed rate that falls below [`Controller::FALL`] of the
-/// best seen at this level halves it too. It never goes above the maximum
+/// settled, a smoothed rate that stays below [`Controller::FALL`] of the
+/// best seen at this level for [`Controller::FALL_WINDOWS`] windows halves
+/// it too (a short pause, such as every stream between two parts at once,
+/// is not a fall). It never goes above the maximum
 /// nor below 1, and callers never run more streams than parts left. It does
 /// not probe upward again once settled.
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ pub struct Controller {
     prev: Option<(usize, f64)>,
     best_settled: f64,
     smoothed: Option<f64>,
+    low_windows: u32,
 }
 
 impl Controller {
@@ -75,8 +78,11 @@ impl Controller {
     /// Twice the streams must bring more than this factor of the rate.
     pub const GAIN: f64 = 1.25;
     /// Once settled, a smoothed rate below this fraction of the best seen
-    /// at the level halves the streams.
+    /// at the level for [`FALL_WINDOWS`](Self::FALL_WINDOWS) windows in a
+    /// row halves the streams.
     pub const FALL: f64 = 0.5;
+    /// How many windows in a row a rate must stay fallen.
+    pub const FALL_WINDOWS: u32 = 5;
     /// The weight of a new window in the smoothed rate.
     const SMOOTHING: f64 = 0.25;
 
@@ -96,6 +102,7 @@ impl Controller {
             prev: None,
             best_settled: 0.0,
             smoothed: None,
+            low_windows: 0,
         }
     }
 
@@ -143,8 +150,16 @@ impl Controller {
             self.smoothed = Some(s);
             if s > self.best_settled {
                 self.best_settled = s;
-            } else if s < self.best_settled * Self::FALL {
-                self.step_back();
+            }
+            if s < self.best_settled * Self::FALL {
+                // A pause (every stream between two parts at once) is not
+                // a fall; a rate that stays low is.
+                self.low_windows += 1;
+                if self.low_windows >= Self::FALL_WINDOWS {
+                    self.step_back();
+                }
+            } else {
+                self.low_windows = 0;
             }
             return;
         }
@@ -182,5 +197,6 @@ impl Controller {
         self.settled = true;
         self.best_settled = 0.0;
         self.smoothed = None;
+        self.low_windows = 0;
     }
 }

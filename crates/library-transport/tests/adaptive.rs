@@ -160,8 +160,19 @@ fn rate_collapse_after_settling_halves() {
         ctl.on_transferred((ctl.level() as f64 * 40.0 * MB * 0.05) as u64, now);
     }
     assert_eq!(ctl.level(), 16);
-    // The link degrades to a tenth of its rate.
+    // 300 ms at a tenth (every stream between two parts at once) is a
+    // pause, not a fall.
+    for _ in 0..6 {
+        now += dt;
+        ctl.on_transferred((40.0 * MB * 0.05) as u64, now);
+    }
     for _ in 0..10 {
+        now += dt;
+        ctl.on_transferred((ctl.level() as f64 * 40.0 * MB * 0.05) as u64, now);
+    }
+    assert_eq!(ctl.level(), 16);
+    // The link degrades to a tenth of its rate, for good.
+    for _ in 0..20 {
         now += dt;
         ctl.on_transferred((40.0 * MB * 0.05) as u64, now);
     }
