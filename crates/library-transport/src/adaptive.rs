@@ -68,6 +68,7 @@ pub struct Controller {
     best_settled: f64,
     smoothed: Option<f64>,
     low_windows: u32,
+    counting_from: Instant,
 }
 
 impl Controller {
@@ -103,7 +104,16 @@ impl Controller {
             best_settled: 0.0,
             smoothed: None,
             low_windows: 0,
+            counting_from: now,
         }
+    }
+
+    /// Ignores the bytes moved during the first `time`: for an upload,
+    /// whose first bytes fill the socket buffers at once and so would
+    /// overstate the rate.
+    pub fn warm_up(mut self, time: Duration) -> Controller {
+        self.counting_from = self.window_start + time;
+        self
     }
 
     /// The streams to keep in flight now.
@@ -127,6 +137,11 @@ impl Controller {
         if self.fixed {
             return;
         }
+        if now < self.counting_from {
+            // Still warming up: what moves now says nothing of the rate.
+            self.window_start = now;
+            return;
+        }
         self.window_bytes += bytes;
         if self.window_bytes == 0 {
             // Nothing moved yet (streams still connecting): the window
@@ -141,6 +156,7 @@ impl Controller {
         let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
         self.window_start = now;
         self.window_bytes = 0;
+
         if self.settled {
             // Smoothed, so that one slow window is not a falling rate.
             let s = match self.smoothed {

@@ -17,8 +17,13 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::error::{BoxError, Error, Result};
 
-/// Size of the blocks a file body is read in.
+/// Size of the blocks a file is read or written in.
 pub(crate) const FILE_BLOCK: usize = 256 * 1024;
+
+/// Size of the blocks a file body is sent in. With at most three blocks
+/// of a body in memory at once (one read, one queued, one with the
+/// connection), 16 streams hold about 6 MiB.
+const SEND_BLOCK: usize = 128 * 1024;
 
 type ChunkCallback = Arc<dyn Fn(u64) + Send + Sync>;
 
@@ -166,13 +171,13 @@ impl Body {
     }
 
     pub(crate) fn file_range_from(file: Arc<File>, path: PathBuf, offset: u64, len: u64) -> Body {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(1);
         if len > 0 {
             tokio::task::spawn_blocking(move || {
                 let mut pos = offset;
                 let end = offset + len;
                 while pos < end {
-                    let n = ((end - pos) as usize).min(FILE_BLOCK);
+                    let n = ((end - pos) as usize).min(SEND_BLOCK);
                     let mut buf = BytesMut::zeroed(n);
                     let r = file.read_exact_at(&mut buf, pos).map_err(|e| {
                         std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))

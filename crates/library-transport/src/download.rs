@@ -378,7 +378,11 @@ impl HttpClient {
         let mut todo = (0..parts).filter(|&i| !is_done[i as usize]);
         let mut set: JoinSet<Result<u64>> = JoinSet::new();
         let mut fetched = 0u64;
-        let mut streams = crate::gate::Streams::new(job.streams, parts - done.len() as u64);
+        let mut streams = crate::gate::Streams::new(
+            job.streams,
+            parts - done.len() as u64,
+            std::time::Duration::ZERO,
+        );
         let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -98,7 +98,7 @@ pub(crate) struct Streams {
 
 impl Streams {
     /// Streams for a transfer with setting `c` and `parts` parts.
-    pub(crate) fn new(c: Concurrency, parts: u64) -> Streams {
+    pub(crate) fn new(c: Concurrency, parts: u64, warm_up: std::time::Duration) -> Streams {
         let max = c.max().min(parts.max(1).try_into().unwrap_or(usize::MAX));
         let gate = Arc::new(Gate {
             permits: Arc::new(Semaphore::new(max)),
@@ -107,7 +107,7 @@ impl Streams {
             bytes: AtomicU64::new(0),
             retries: AtomicU64::new(0),
         });
-        let ctl = Controller::new(c, Instant::now());
+        let ctl = Controller::new(c, Instant::now()).warm_up(warm_up);
         let mut s = Streams {
             gate,
             ctl,
@@ -139,6 +139,7 @@ impl Streams {
     /// holds back or lets go permits to match its level.
     pub(crate) fn update(&mut self) {
         let now = Instant::now();
+        let before = self.ctl.level();
         let throttle = self.gate.throttled_at.load(Ordering::SeqCst);
         if throttle > self.seen_throttle {
             self.seen_throttle = throttle;
@@ -149,6 +150,15 @@ impl Streams {
         self.ctl
             .on_transferred(bytes.saturating_sub(self.seen_bytes), now);
         self.seen_bytes = bytes;
+        if self.ctl.level() != before {
+            tracing::debug!(
+                from = before,
+                to = self.ctl.level(),
+                settled = self.ctl.is_settled(),
+                bytes,
+                "streams"
+            );
+        }
         self.hold_back();
     }
 

@@ -392,7 +392,8 @@ impl HttpClient {
         let mut out: Vec<Option<CompletedPart>> = vec![None; total as usize];
         let mut next = 1u64;
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
-        let mut streams = crate::gate::Streams::new(job.streams, total);
+        let mut streams =
+            crate::gate::Streams::new(job.streams, total, crate::Controller::WINDOW / 2);
         let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
