@@ -5,6 +5,7 @@
 pub mod minilib;
 pub mod registry;
 pub mod scripted;
+pub mod server_process;
 pub mod usage;
 
 use std::path::{Path, PathBuf};

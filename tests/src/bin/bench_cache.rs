@@ -10,63 +10,33 @@
 //!
 //! `library-bench-cache --scs <scs-library> [--size-mib N]`
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use library_e2e::server_process::ServerProcess;
 use library_e2e::{random_bytes, sha256_hex};
 use library_testserver::TestServer;
 
 /// The library server in its own process: its URL, and the image bytes
 /// it has sent so far (asked over a pipe).
-struct Server {
-    child: Child,
-    to: ChildStdin,
-    from: BufReader<ChildStdout>,
-    url: String,
-    sha: String,
-}
+struct Server(ServerProcess);
 
 impl Server {
     fn start(size_mib: usize) -> Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve", &size_mib.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the server process")?;
-        let to = child.stdin.take().context("server stdin")?;
-        let mut from = BufReader::new(child.stdout.take().context("server stdout")?);
-        let mut line = String::new();
-        from.read_line(&mut line)?;
-        let mut it = line.split_whitespace();
-        let (Some(url), Some(sha)) = (it.next(), it.next()) else {
-            bail!("the server process said {line:?}");
-        };
-        Ok(Server {
-            url: url.to_string(),
-            sha: sha.to_string(),
-            child,
-            to,
-            from,
-        })
+        ServerProcess::start(&[&size_mib.to_string()]).map(Server)
     }
 
     fn image_bytes_sent(&mut self) -> Result<u64> {
-        writeln!(self.to, "sent")?;
-        let mut line = String::new();
-        self.from.read_line(&mut line)?;
-        line.trim()
-            .parse()
+        let line = self.0.ask("sent")?;
+        line.parse()
             .with_context(|| format!("the server process said {line:?}"))
     }
 
-    fn stop(mut self) -> Result<()> {
-        drop(self.to);
-        self.child.wait()?;
-        Ok(())
+    fn stop(self) -> Result<()> {
+        self.0.stop()
     }
 }
 
@@ -106,7 +76,7 @@ fn run_case(
     n: usize,
     cache: Option<&Path>,
 ) -> Result<Case> {
-    let sha = server.sha.clone();
+    let sha = server.0.sha.clone();
     let out = work.join("out");
     std::fs::create_dir_all(&out)?;
     let before = server.image_bytes_sent()?;
@@ -115,7 +85,7 @@ fn run_case(
     for i in 0..n {
         let mut cmd = Command::new(scs);
         cmd.current_dir(&out)
-            .env("LIBRARY_URL", &server.url)
+            .env("LIBRARY_URL", &server.0.url)
             .env_remove("APPTAINER_DISABLE_CACHE")
             .env_remove("SINGULARITY_DISABLE_CACHE")
             .args(["-q", "pull", "--arch", "amd64", "alice/tools/hello:v1"])

@@ -22,12 +22,13 @@
 //! `library-bench-wan --scs <scs-library> [--runs N] [--pull-mib N]
 //! [--push-mib N] [--links a,b,...]`
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use library_e2e::server_process::ServerProcess;
 use library_e2e::{random_bytes, sha256_hex};
 use library_testserver::{LinkDirection, Listener, Multipart, TestServer, ThrottledLink};
 
@@ -154,14 +155,7 @@ fn serve(link: &str, mib: usize) -> Result<()> {
     Ok(())
 }
 
-/// The server process.
-struct Server {
-    child: Child,
-    to: ChildStdin,
-    from: BufReader<ChildStdout>,
-    url: String,
-    sha: String,
-}
+type Server = ServerProcess;
 
 /// What the server saw during one transfer.
 #[derive(Debug, Default, Clone, Copy)]
@@ -172,61 +166,23 @@ struct Seen {
     peak: u64,
 }
 
-impl Server {
-    fn start(link: &str, mib: usize) -> Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--serve", link, &mib.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the server process")?;
-        let to = child.stdin.take().context("server stdin")?;
-        let mut from = BufReader::new(child.stdout.take().context("server stdout")?);
-        let mut line = String::new();
-        from.read_line(&mut line)?;
-        let mut it = line.split_whitespace();
-        let (Some(url), Some(sha)) = (it.next(), it.next()) else {
-            bail!("the server process said {line:?}");
-        };
-        Ok(Server {
-            url: url.to_string(),
-            sha: sha.to_string(),
-            child,
-            to,
-            from,
-        })
-    }
-
-    fn ask(&mut self, what: &str) -> Result<String> {
-        writeln!(self.to, "{what}")?;
-        let mut line = String::new();
-        self.from.read_line(&mut line)?;
-        Ok(line.trim().to_string())
-    }
-
-    fn seen(&mut self) -> Result<Seen> {
-        let line = self.ask("stats")?;
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<std::result::Result<_, _>>()
-            .with_context(|| format!("the server process said {line:?}"))?;
-        let [_, busy, gets, puts, peak] = v[..] else {
-            bail!("the server process said {line:?}");
-        };
-        Ok(Seen {
-            busy,
-            gets,
-            puts,
-            peak,
-        })
-    }
-
-    fn stop(mut self) -> Result<()> {
-        drop(self.to);
-        self.child.wait()?;
-        Ok(())
-    }
+/// What the server process says to `stats`.
+fn seen(server: &mut Server) -> Result<Seen> {
+    let line = server.ask("stats")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("the server process said {line:?}"))?;
+    let [_, busy, gets, puts, peak] = v[..] else {
+        bail!("the server process said {line:?}");
+    };
+    Ok(Seen {
+        busy,
+        gets,
+        puts,
+        peak,
+    })
 }
 
 /// One run of one setting.
@@ -293,7 +249,7 @@ fn pull_once(
     mib: usize,
 ) -> Result<Run> {
     server.ask("reset")?;
-    let busy_before = server.seen()?.busy;
+    let busy_before = seen(server)?.busy;
     let dest = work.join("pulled.sif");
     let mut args: Vec<String> = [
         "--url",
@@ -311,7 +267,7 @@ fn pull_once(
     args.push("alice/tools/big:v1".into());
     args.push(dest.display().to_string());
     let (out, wall, used) = run_scs(scs, work, &args)?;
-    let mut seen = server.seen()?;
+    let mut seen = seen(server)?;
     seen.busy -= busy_before;
     let json: serde_json::Value =
         serde_json::from_str(&out).with_context(|| format!("pull printed {out:?}"))?;
@@ -342,7 +298,7 @@ fn push_once(
     setting: &str,
 ) -> Result<Run> {
     // A fresh server for every push: it keeps what it receives in memory.
-    let mut server = Server::start(link, 0)?;
+    let mut server = Server::start(&[link, "0"])?;
     let mut args: Vec<String> = ["--url", &server.url, "--json", "push"]
         .iter()
         .map(|s| s.to_string())
@@ -351,7 +307,7 @@ fn push_once(
     args.push(file.display().to_string());
     args.push("alice/tools/pushed:v1".into());
     let (_, wall, used) = run_scs(scs, work, &args)?;
-    let seen = server.seen()?;
+    let seen = seen(&mut server)?;
     let got = server.ask("pushed")?;
     server.stop()?;
     if got != sha {
@@ -459,13 +415,15 @@ fn main() -> Result<()> {
         }
     }
     let scs = scs.context("--scs <path of scs-library> is needed")?;
+    // The transfers run in a work directory: the path must not be relative.
+    let scs = std::fs::canonicalize(&scs).with_context(|| scs.display().to_string())?;
     let work = tempfile::tempdir()?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let (push_path, push_sha) = push_file(work.path(), push_mib)?;
 
     let mut rows: Vec<Row> = Vec::new();
     for link in &links {
-        let mut server = Server::start(link, pull_mib)?;
+        let mut server = Server::start(&[link, &pull_mib.to_string()])?;
         let mut pulls: Vec<Row> = SETTINGS
             .iter()
             .map(|s| Row {
