@@ -11,9 +11,7 @@ use library_model::{
     MultipartUploadStartRequest, UploadImage, UploadImageComplete, UploadImagePart,
     UploadImagePartRequest, UploadImageRequest,
 };
-use library_transport::{
-    Checksums, Concurrency, MultipartUpload, NoProgress, PartInfo, PartTarget, Progress,
-};
+use library_transport::{Concurrency, MultipartUpload, NoProgress, PartInfo, PartTarget, Progress};
 use url::Url;
 
 use crate::client::Client;
@@ -28,6 +26,39 @@ pub(crate) const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 /// presigned part URLs the protocol hands out). A plan with more, such as
 /// parts of a few bytes, is refused before any part is sent.
 pub(crate) const MAX_PARTS: u64 = 10_000;
+
+/// The checksums of a file to push: its SHA-256 (which names the image),
+/// and its MD5 when a single-piece upload may need it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sums {
+    pub(crate) sha256: [u8; 32],
+    pub(crate) md5: Option<[u8; 16]>,
+}
+
+impl Sums {
+    /// Reads `file` once for its SHA-256, and for its MD5 too when `md5`.
+    pub(crate) async fn of(file: &Path, md5: bool) -> Result<Sums> {
+        let path = file.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if md5 {
+                library_transport::checksums(&path).map(|c| Sums {
+                    sha256: c.sha256,
+                    md5: Some(c.md5),
+                })
+            } else {
+                library_transport::sha256_file(&path).map(|sha256| Sums { sha256, md5: None })
+            }
+        })
+        .await
+        .map_err(|e| Error::io(file, std::io::Error::other(e)))?
+        .map_err(Error::from)
+    }
+
+    /// The SHA-256 as lower-case hex.
+    pub(crate) fn sha256_hex(&self) -> String {
+        library_transport::hex(&self.sha256)
+    }
+}
 
 /// What to push: a container path, the image's architecture, its tags and
 /// description.
@@ -260,12 +291,10 @@ impl Client {
             Some(a) => a.clone(),
             None => crate::sif::read_sif_header(file)?.arch,
         };
-        let path = file.to_path_buf();
-        let sums: Checksums =
-            tokio::task::spawn_blocking(move || library_transport::checksums(&path))
-                .await
-                .map_err(|e| Error::io(file, std::io::Error::other(e)))??;
         let size = meta.len();
+        // A file large enough for a multipart upload needs no MD5 (its
+        // parts carry SHA-256s): one hash, not two, before the first byte.
+        let sums = Sums::of(file, size <= MULTIPART_THRESHOLD).await?;
         if let Some(target) = self.oci_target(&push.path, true).await {
             return crate::oci::push_via_library(self, &target, file, &sums, size, &arch, push)
                 .await;
@@ -278,7 +307,7 @@ impl Client {
         file: &Path,
         push: &Push,
         arch: &str,
-        sums: &Checksums,
+        sums: &Sums,
         size: u64,
     ) -> Result<PushedImage> {
         let hash = format!("sha256.{}", sums.sha256_hex());
@@ -344,7 +373,7 @@ impl Client {
         &self,
         file: &Path,
         image_id: &str,
-        sums: &Checksums,
+        sums: &Sums,
         size: u64,
         push: &Push,
     ) -> Result<(UploadKind, Option<UploadImageComplete>)> {
@@ -423,14 +452,19 @@ impl Client {
         &self,
         file: &Path,
         image_id: &str,
-        sums: &Checksums,
+        sums: &Sums,
         size: u64,
         push: &Push,
     ) -> Result<Option<UploadImageComplete>> {
         let url = self.endpoint(&format!("v2/imagefile/{image_id}"), &[])?;
+        let md5 = match sums.md5 {
+            Some(m) => m,
+            // A large file whose server has no multipart upload after all.
+            None => Sums::of(file, true).await?.md5.unwrap_or_default(),
+        };
         let req = UploadImageRequest {
             size: size as i64,
-            md5_checksum: sums.md5_hex(),
+            md5_checksum: library_transport::hex(&md5),
             sha256_checksum: sums.sha256_hex(),
         };
         let answer: UploadImage = self

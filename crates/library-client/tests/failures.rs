@@ -192,4 +192,14 @@ async fn without_multipart_support_a_big_image_goes_in_one_piece() {
         server.image_bytes(&pushed.image_id).unwrap().len() as u64,
         64 * 1024 * 1024 + 1
     );
+    // The MD5 is left out of the first read of a file this large; the
+    // single-piece upload still announces the right one.
+    let sums = library_transport::checksums(&file).unwrap();
+    let reqs = server.requests();
+    let upload = matching(&reqs, "POST", &format!("v2/imagefile/{}", pushed.image_id));
+    let upload = upload
+        .iter()
+        .find(|r| !r.path.contains("_multipart"))
+        .expect("the single-piece upload request");
+    assert_eq!(upload.json().unwrap()["md5sum"], sums.md5_hex());
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use http::Method;
 use library_model::{OciRedirect, SifConfig};
-use library_transport::{Checksums, NO_BODY};
+use library_transport::NO_BODY;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use url::Url;
 
@@ -250,7 +250,7 @@ pub(crate) async fn push_via_library(
     client: &Client,
     target: &OciTarget,
     file: &Path,
-    sums: &Checksums,
+    sums: &crate::push::Sums,
     size: u64,
     arch: &str,
     push: &Push,
