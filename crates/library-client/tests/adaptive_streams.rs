@@ -25,7 +25,12 @@ struct Outcome {
 /// Pulls an image of `size` bytes in 1 MiB parts with automatic streams
 /// from a server built by `builder`, through a link in front of its blob
 /// listener with downlink `down`.
+///
+/// One pull at a time: each measures rates, which pulls running side by
+/// side on a small machine would blur.
 async fn pull(builder: TestServerBuilder, down: LinkDirection, size: u64) -> Outcome {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let server = builder.start().await.unwrap();
     let link = ThrottledLink::builder(server.blob_addr())
         .down(down)

@@ -331,7 +331,7 @@ impl Body for ChannelBody {
 
 /// A body that keeps `worker` until it has been sent in full or dropped
 /// (its connection closed), as a thread of a worker pool stays busy while
-/// it writes an answer. Large frames go out in slices of [`CHUNK`] bytes:
+/// it writes an answer. Large frames go out in slices of [`SLICE`] bytes:
 /// the connection then asks for the next slice only once it has written
 /// most of the previous ones, so the worker is held while the client does
 /// not read, instead of the whole answer waiting in a buffer.
@@ -389,7 +389,11 @@ impl<G: Unpin> Body for Guarded<G> {
     }
 }
 
-/// A body that hands out large frames in slices of [`CHUNK`] bytes.
+/// The frames of a body held until sent: small, so that what waits in
+/// the connection's buffer is little of the answer.
+const SLICE: usize = 16 * 1024;
+
+/// A body that hands out large frames in slices of [`SLICE`] bytes.
 struct Sliced {
     body: RespBody,
     /// The rest of a large frame, still to be sent.
@@ -398,7 +402,7 @@ struct Sliced {
 
 impl Sliced {
     fn next_slice(&mut self) -> Frame<Bytes> {
-        let n = self.pending.len().min(CHUNK);
+        let n = self.pending.len().min(SLICE);
         Frame::data(self.pending.split_to(n))
     }
 }

@@ -395,10 +395,11 @@ impl TestServerBuilder {
     /// connection closed). Other requests are never refused. The refusals
     /// are counted by [`TestServer::busy_answers`]. Default: no limit.
     ///
-    /// With a limit, the server's connections keep small send buffers
-    /// (128 KiB), so that an answer counts as in flight until its client
-    /// has nearly all of it, as on a real network; loopback sockets would
-    /// otherwise take a whole part into the kernel at once.
+    /// With a limit, the server's connections keep small buffers (32 KiB
+    /// in the connection and 32 KiB asked of the kernel for sending), so
+    /// that an answer counts as in flight until its client has nearly all
+    /// of it, as on a real network; loopback sockets and the HTTP
+    /// connection's own buffer would otherwise take most of a part at once.
     ///
     /// ```
     /// use library_testserver::TestServer;

@@ -79,6 +79,54 @@ async fn downloads_above_the_limit_get_503_at_once() {
 }
 
 #[tokio::test]
+async fn through_a_slow_link_a_download_counts_until_its_client_has_nearly_all_of_it() {
+    // One download at a time, 1 MiB through a link of 4 MB/s (a quarter
+    // of a second). The server must not see it as sent while most of it
+    // is still on its way: the socket buffers between the server and the
+    // link's cap hold little, as on a real path.
+    const SIZE: usize = 1 << 20;
+    let s = TestServer::builder()
+        .refuse_downloads_above(1)
+        .start()
+        .await
+        .unwrap();
+    let bytes = pattern(SIZE);
+    let image = s.add_image("ent", "col", "img", &["latest"], "amd64", bytes.clone());
+    let link = ThrottledLink::builder(s.blob_addr())
+        .down(LinkDirection::new().rate(4_000_000))
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}blobs/{}", link.url(), image.id);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let get = || {
+        let req = Request::builder().method(Method::GET).uri(&url);
+        client.request(req.body(Full::new(Bytes::new())).unwrap())
+    };
+    let first = get().await.unwrap();
+    assert_eq!(first.status(), 200);
+    // Read the first two thirds of it.
+    let mut body = first.into_body();
+    let mut got = Vec::with_capacity(SIZE);
+    while got.len() < SIZE * 2 / 3 {
+        let frame = body.frame().await.unwrap().unwrap();
+        if let Ok(data) = frame.into_data() {
+            got.extend_from_slice(&data);
+        }
+    }
+    let second = get().await.unwrap();
+    assert_eq!(
+        second.status(),
+        503,
+        "a second download was admitted while the first had {} of {SIZE} bytes left to deliver",
+        SIZE - got.len()
+    );
+    got.extend_from_slice(&body.collect().await.unwrap().to_bytes());
+    assert!(got == bytes[..], "the download differs");
+    assert_eq!(s.busy_answers(), 1);
+}
+
+#[tokio::test]
 async fn without_a_limit_no_download_is_refused() {
     let s = TestServer::start().await.unwrap();
     assert_eq!(s.download_limit(), None);

@@ -440,7 +440,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// holds only the bytes in flight; loopback sockets would otherwise take
 /// several MiB at once, so that a server would see a large answer as sent
 /// long before its client got it.
-const SOCKET_BUFFER: u32 = 256 * 1024;
+const SOCKET_BUFFER: u32 = 64 * 1024;
 
 async fn forward(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
     let socket = if shared.upstream.is_ipv4() {

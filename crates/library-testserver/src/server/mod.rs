@@ -113,7 +113,11 @@ impl Drop for OwnedRuntime {
 }
 
 /// The send buffer of every connection of a server that refuses load.
-const SEND_BUFFER_WHEN_REFUSING: u32 = 128 * 1024;
+const SEND_BUFFER_WHEN_REFUSING: u32 = 32 * 1024;
+
+/// The most bytes a connection of a server that refuses load buffers
+/// before its socket takes them.
+const WRITE_BUFFER_WHEN_REFUSING: usize = 32 * 1024;
 
 /// A listener on `addr`, whose connections get `send_buffer` when given.
 /// Must run inside the server's runtime.
@@ -232,8 +236,14 @@ async fn accept_loop(
 }
 
 async fn serve_connection(sock: tokio::net::TcpStream, which: Listener, shared: Arc<Shared>) {
+    let refuses_load = shared.config.busy_above.is_some();
     let service = service_fn(move |req| handle(shared.clone(), which, req));
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if refuses_load {
+        // What the connection buffers is sent as far as the server can
+        // tell: kept small, the download counts while its client reads.
+        builder.http1().max_buf_size(WRITE_BUFFER_WHEN_REFUSING);
+    }
     if let Err(e) = builder.serve_connection(TokioIo::new(sock), service).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
