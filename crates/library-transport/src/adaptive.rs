@@ -34,9 +34,10 @@ impl Concurrency {
 /// **What it measures:** the aggregate rate of the transfer, in bytes
 /// moved per second by all its streams together (received from the
 /// server, or accepted by the connection), over windows of at least
-/// [`Controller::WINDOW`]. The transfer samples its byte count four
-/// times per window; a window starts with the first byte moved, so time
-/// spent connecting is not counted as a slow rate.
+/// [`Controller::RAMP_WINDOW`] while it is still adding streams and of
+/// [`Controller::WINDOW`] once settled. The transfer samples its byte
+/// count every [`Controller::SAMPLE`]; a window starts with the first
+/// byte moved, so time spent connecting is not counted as a slow rate.
 ///
 /// **When it adds:** it starts at [`Controller::START`] streams. After each
 /// window it compares the rate with the rate of the window before, measured
@@ -72,8 +73,14 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// The length of one measurement window.
+    /// The length of one measurement window once settled.
     pub const WINDOW: Duration = Duration::from_millis(100);
+    /// The length of one measurement window while adding streams: short,
+    /// because every window spent below the right level is lost time for
+    /// the streams not yet opened.
+    pub const RAMP_WINDOW: Duration = Duration::from_millis(50);
+    /// How often a transfer reports its bytes moved.
+    pub const SAMPLE: Duration = Duration::from_micros(12_500);
     /// The streams an automatic transfer starts with.
     pub const START: usize = 4;
     /// Twice the streams must bring more than this factor of the rate.
@@ -150,7 +157,12 @@ impl Controller {
             return;
         }
         let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed < Self::WINDOW {
+        let window = if self.settled {
+            Self::WINDOW
+        } else {
+            Self::RAMP_WINDOW
+        };
+        if elapsed < window {
             return;
         }
         let rate = self.window_bytes as f64 / elapsed.as_secs_f64();

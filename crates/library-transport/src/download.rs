@@ -383,7 +383,7 @@ impl HttpClient {
             parts - done.len() as u64,
             std::time::Duration::ZERO,
         );
-        let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
+        let mut tick = tokio::time::interval(crate::Controller::SAMPLE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while set.len() < streams.level() {
@@ -430,7 +430,8 @@ impl HttpClient {
                         .await?;
                     }
                 }
-                _ = tick.tick(), if streams.adapts() => {}
+                // Also for a fixed setting: refused parts wait for it.
+                _ = tick.tick() => {}
             }
             streams.update();
         }

@@ -7,9 +7,15 @@
 //! never goes again while the transfer already has as many requests in
 //! flight as the controller allows. The loop that runs the parts holds
 //! the permits of the streams the controller does not allow now.
+//!
+//! An attempt the server refused (429, 503, a refused or reset
+//! connection) gives its permit to the loop instead: until the loop has
+//! applied the throttle to the level, the part cannot go again, however
+//! short its backoff, so it does not spend its retries against a server
+//! that still has as much load as when it refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,6 +33,8 @@ pub(crate) struct Gate {
     throttled_at: AtomicU64,
     bytes: AtomicU64,
     retries: AtomicU64,
+    /// The permits of refused attempts, for the loop to take over.
+    refused: Mutex<Vec<OwnedSemaphorePermit>>,
 }
 
 /// One attempt's right to send: its permit, and the epoch it was sent in.
@@ -58,7 +66,8 @@ impl Gate {
 
     /// Records that the attempt of `ticket` failed with `e` and is about
     /// to be sent again: a retry, and a throttle when the server refused
-    /// the load.
+    /// the load. The permit of a refused attempt goes to the loop, which
+    /// lets it go at its next update if the level allows.
     pub(crate) fn retrying(&self, ticket: Ticket, e: &Error) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         if is_throttle(e) {
@@ -66,6 +75,10 @@ impl Gate {
             if ticket.epoch == now {
                 self.throttled_at.fetch_max(now + 1, Ordering::SeqCst);
             }
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ticket._permit);
         }
     }
 
@@ -106,6 +119,7 @@ impl Streams {
             throttled_at: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            refused: Mutex::new(Vec::new()),
         });
         let ctl = Controller::new(c, Instant::now()).warm_up(warm_up);
         let mut s = Streams {
@@ -130,13 +144,10 @@ impl Streams {
         self.ctl.level().min(self.max)
     }
 
-    /// Whether the level can still change (an automatic setting).
-    pub(crate) fn adapts(&self) -> bool {
-        !self.ctl.is_fixed()
-    }
-
     /// Feeds the controller what the parts did since the last call, and
-    /// holds back or lets go permits to match its level.
+    /// holds back or lets go permits to match its level. Must be called
+    /// now and then even when no part ends: the permits of refused
+    /// attempts wait for it.
     pub(crate) fn update(&mut self) {
         let now = Instant::now();
         let before = self.ctl.level();
@@ -150,6 +161,15 @@ impl Streams {
         self.ctl
             .on_transferred(bytes.saturating_sub(self.seen_bytes), now);
         self.seen_bytes = bytes;
+        // Taken before the level is matched: those the level allows go
+        // back to the parts.
+        self.held.extend(
+            self.gate
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..),
+        );
         if self.ctl.level() != before {
             tracing::debug!(
                 from = before,
@@ -174,5 +194,87 @@ impl Streams {
                 Err(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn refused() -> Error {
+        Error::Status {
+            url: "http://x/blob".into(),
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+            code: None,
+            message: None,
+            retry_after: None,
+        }
+    }
+
+    /// Whether a part could start an attempt within a short while.
+    async fn can_enter(gate: &Gate) -> Option<Ticket> {
+        tokio::time::timeout(Duration::from_millis(30), gate.enter())
+            .await
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn a_refused_part_waits_until_the_throttle_is_applied_and_a_stream_is_free() {
+        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 32, Duration::ZERO);
+        let gate = streams.gate();
+        assert_eq!(streams.level(), Controller::START);
+        let mut running = Vec::new();
+        for _ in 0..Controller::START {
+            running.push(gate.enter().await);
+        }
+        // The last one is refused: it may not go again at once, whatever
+        // its backoff.
+        let last = running.pop().unwrap();
+        gate.retrying(last, &refused());
+        assert_eq!(gate.retries(), 1);
+        assert!(
+            can_enter(&gate).await.is_none(),
+            "sent again before the throttle was applied"
+        );
+        // The loop halves the level: 3 in flight is still above it.
+        streams.update();
+        assert_eq!(streams.level(), Controller::START / 2);
+        assert!(
+            can_enter(&gate).await.is_none(),
+            "sent again above the level"
+        );
+        // One part ends: the refused one takes its stream.
+        running.pop();
+        assert!(can_enter(&gate).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn with_a_fixed_setting_a_refused_part_goes_again_at_the_next_update() {
+        let mut streams = Streams::new(Concurrency::Fixed(2), 10, Duration::ZERO);
+        let gate = streams.gate();
+        let first = gate.enter().await;
+        let _second = gate.enter().await;
+        gate.retrying(first, &refused());
+        assert!(can_enter(&gate).await.is_none());
+        streams.update();
+        assert_eq!(streams.level(), 2);
+        assert!(
+            can_enter(&gate).await.is_some(),
+            "a fixed setting keeps its streams"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_part_that_failed_otherwise_frees_its_stream_while_it_waits() {
+        let streams = Streams::new(Concurrency::Fixed(1), 10, Duration::ZERO);
+        let gate = streams.gate();
+        let t = gate.enter().await;
+        let cut = Error::InvalidResponse {
+            url: "http://x/blob".into(),
+            reason: "short body".into(),
+        };
+        gate.retrying(t, &cut);
+        assert!(can_enter(&gate).await.is_some());
     }
 }

@@ -394,7 +394,7 @@ impl HttpClient {
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
         let mut streams =
             crate::gate::Streams::new(job.streams, total, crate::Controller::WINDOW / 2);
-        let mut tick = tokio::time::interval(crate::Controller::WINDOW / 4);
+        let mut tick = tokio::time::interval(crate::Controller::SAMPLE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while set.len() < streams.level() && next <= total {
@@ -436,7 +436,8 @@ impl HttpClient {
                     Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Some(Err(e)) => return Err(Error::Internal(format!("part task failed: {e}"))),
                 },
-                _ = tick.tick(), if streams.adapts() => {}
+                // Also for a fixed setting: refused parts wait for it.
+                _ = tick.tick() => {}
             }
             streams.update();
         }
