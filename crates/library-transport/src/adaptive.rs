@@ -38,6 +38,12 @@ impl Concurrency {
 /// [`Controller::WINDOW`] once settled. The transfer samples its byte
 /// count every [`Controller::SAMPLE`]; a window starts with the first
 /// byte moved, so time spent connecting is not counted as a slow rate.
+/// A window measures one level: after streams are added it starts only
+/// once the new ones can have delivered their first bytes (the
+/// [`latency`](Controller::set_latency) the transfer reports, a round
+/// trip and the server's answer time), and lasts at least twice that;
+/// after a step back, the transfer [skips](Controller::skip) the time its
+/// streams above the level take to finish their parts.
 ///
 /// **When it adds:** it starts at [`Controller::START`] streams. After each
 /// window it compares the rate with the rate of the window before, measured
@@ -70,6 +76,7 @@ pub struct Controller {
     smoothed: Option<f64>,
     low_windows: u32,
     counting_from: Instant,
+    latency: Duration,
 }
 
 impl Controller {
@@ -112,7 +119,24 @@ impl Controller {
             smoothed: None,
             low_windows: 0,
             counting_from: now,
+            latency: Duration::ZERO,
         }
+    }
+
+    /// Sets how long a new stream takes to deliver its first bytes (the
+    /// time from sending a part's request to its first byte, smoothed):
+    /// streams added are measured only after it, over windows of at least
+    /// twice it.
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = latency;
+    }
+
+    /// Starts the measurement window again at `now`, dropping what moved
+    /// since it started: for the samples in which the transfer runs more
+    /// streams than its level (parts sent before a step back, finishing).
+    pub fn skip(&mut self, now: Instant) {
+        self.window_start = now;
+        self.window_bytes = 0;
     }
 
     /// Ignores the bytes moved during the first `time`: for an upload,
@@ -158,9 +182,9 @@ impl Controller {
         }
         let elapsed = now.saturating_duration_since(self.window_start);
         let window = if self.settled {
-            Self::WINDOW
+            Self::WINDOW.max(2 * self.latency)
         } else {
-            Self::RAMP_WINDOW
+            Self::RAMP_WINDOW.max(2 * self.latency)
         };
         if elapsed < window {
             return;
@@ -202,6 +226,8 @@ impl Controller {
                     self.settled = true;
                 } else {
                     self.level = (self.level * 2).min(self.max);
+                    // The new streams move nothing before their first bytes.
+                    self.counting_from = now + self.latency;
                 }
             }
         }

@@ -433,7 +433,7 @@ impl HttpClient {
                 // Also for a fixed setting: refused parts wait for it.
                 _ = tick.tick() => {}
             }
-            streams.update();
+            streams.update(set.len());
         }
         drop(htx);
         let sha = hrx
@@ -813,6 +813,7 @@ async fn fetch_part_once(
     let range = HeaderValue::from_str(&format!("bytes={start}-{last}")).expect("ascii");
     req.headers_mut().insert(RANGE, range);
     let conditional = version.condition(req.headers_mut())?;
+    let sent_at = std::time::Instant::now();
     let resp = client.send(req).await?;
     let url = resp.url().to_string();
     match resp.status() {
@@ -898,6 +899,9 @@ async fn fetch_part_once(
             let chunk = body.chunk().await?;
             let end = chunk.is_none();
             if let Some(c) = chunk {
+                if received == 0 {
+                    gate.first_byte(sent_at.elapsed());
+                }
                 received += c.len() as u64;
                 gate.moved(c.len() as u64);
                 if received > len {

@@ -35,6 +35,8 @@ pub(crate) struct Gate {
     retries: AtomicU64,
     /// The permits of refused attempts, for the loop to take over.
     refused: Mutex<Vec<OwnedSemaphorePermit>>,
+    /// The smoothed time from a request to its first byte, in seconds.
+    latency: Mutex<Option<f64>>,
 }
 
 /// One attempt's right to send: its permit, and the epoch it was sent in.
@@ -57,6 +59,23 @@ impl Gate {
             _permit: permit,
             epoch: self.epoch.load(Ordering::SeqCst),
         }
+    }
+
+    /// Records that an attempt got its first byte `after` its request
+    /// was sent.
+    pub(crate) fn first_byte(&self, after: std::time::Duration) {
+        let x = after.as_secs_f64();
+        let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        *l = Some(match *l {
+            None => x,
+            Some(s) => s + 0.25 * (x - s),
+        });
+    }
+
+    fn latency(&self) -> std::time::Duration {
+        let l = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: one very slow answer must not stop the measuring.
+        std::time::Duration::from_secs_f64(l.unwrap_or(0.0).min(1.0))
     }
 
     /// Counts `n` bytes moved.
@@ -120,6 +139,7 @@ impl Streams {
             bytes: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             refused: Mutex::new(Vec::new()),
+            latency: Mutex::new(None),
         });
         let ctl = Controller::new(c, Instant::now()).warm_up(warm_up);
         let mut s = Streams {
@@ -145,10 +165,10 @@ impl Streams {
     }
 
     /// Feeds the controller what the parts did since the last call, and
-    /// holds back or lets go permits to match its level. Must be called
-    /// now and then even when no part ends: the permits of refused
-    /// attempts wait for it.
-    pub(crate) fn update(&mut self) {
+    /// holds back or lets go permits to match its level; `running` is the
+    /// parts started and not finished. Must be called now and then even
+    /// when no part ends: the permits of refused attempts wait for it.
+    pub(crate) fn update(&mut self, running: usize) {
         let now = Instant::now();
         let before = self.ctl.level();
         let throttle = self.gate.throttled_at.load(Ordering::SeqCst);
@@ -158,8 +178,15 @@ impl Streams {
             self.gate.epoch.fetch_add(1, Ordering::SeqCst);
         }
         let bytes = self.gate.bytes.load(Ordering::Relaxed);
-        self.ctl
-            .on_transferred(bytes.saturating_sub(self.seen_bytes), now);
+        self.ctl.set_latency(self.gate.latency());
+        if running > self.level() {
+            // Parts sent before a step back still finishing: the rate is
+            // not the level's.
+            self.ctl.skip(now);
+        } else {
+            self.ctl
+                .on_transferred(bytes.saturating_sub(self.seen_bytes), now);
+        }
         self.seen_bytes = bytes;
         // Taken before the level is matched: those the level allows go
         // back to the parts.
@@ -238,7 +265,7 @@ mod tests {
             "sent again before the throttle was applied"
         );
         // The loop halves the level: 3 in flight is still above it.
-        streams.update();
+        streams.update(Controller::START);
         assert_eq!(streams.level(), Controller::START / 2);
         assert!(
             can_enter(&gate).await.is_none(),
@@ -250,6 +277,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_bytes_of_parts_above_the_level_do_not_set_the_rate_to_keep() {
+        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 64, Duration::ZERO);
+        let gate = streams.gate();
+        let mut running = Vec::new();
+        for _ in 0..Controller::START {
+            running.push(gate.enter().await);
+        }
+        gate.retrying(running.pop().unwrap(), &refused());
+        streams.update(Controller::START);
+        assert_eq!(streams.level(), 2);
+        let per_sample = |rate: f64| (rate * Controller::SAMPLE.as_secs_f64()) as u64;
+        // The 4 parts sent before the step back finish: 40 MB/s for 0.2 s.
+        for _ in 0..16 {
+            tokio::time::sleep(Controller::SAMPLE).await;
+            gate.moved(per_sample(40e6));
+            streams.update(Controller::START);
+        }
+        // Then the 2 streams of the level: 16 MB/s, which is their rate,
+        // not a fall from 40.
+        for _ in 0..80 {
+            tokio::time::sleep(Controller::SAMPLE).await;
+            gate.moved(per_sample(16e6));
+            streams.update(2);
+        }
+        assert_eq!(streams.level(), 2);
+    }
+
+    #[tokio::test]
     async fn with_a_fixed_setting_a_refused_part_goes_again_at_the_next_update() {
         let mut streams = Streams::new(Concurrency::Fixed(2), 10, Duration::ZERO);
         let gate = streams.gate();
@@ -257,7 +312,7 @@ mod tests {
         let _second = gate.enter().await;
         gate.retrying(first, &refused());
         assert!(can_enter(&gate).await.is_none());
-        streams.update();
+        streams.update(2);
         assert_eq!(streams.level(), 2);
         assert!(
             can_enter(&gate).await.is_some(),

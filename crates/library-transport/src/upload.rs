@@ -439,7 +439,7 @@ impl HttpClient {
                 // Also for a fixed setting: refused parts wait for it.
                 _ = tick.tick() => {}
             }
-            streams.update();
+            streams.update(set.len());
         }
         Ok(UploadedParts {
             parts: out.into_iter().flatten().collect(),

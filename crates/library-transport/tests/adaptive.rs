@@ -47,6 +47,33 @@ fn grows_with_every_stream_up_to_the_maximum() {
 }
 
 #[test]
+fn adding_streams_takes_one_short_window_per_doubling() {
+    // Sampled as a transfer does; every stream brings 40 MB/s.
+    let t0 = Instant::now();
+    let mut ctl = Controller::new(Concurrency::Auto { max: 16 }, t0);
+    let mut now = t0;
+    let mut reached = None;
+    while now < t0 + Duration::from_secs(1) {
+        now += Controller::SAMPLE;
+        let bytes = ctl.level() as f64 * 40.0 * MB * Controller::SAMPLE.as_secs_f64();
+        ctl.on_transferred(bytes as u64, now);
+        if ctl.level() == 16 && reached.is_none() {
+            reached = Some(now - t0);
+        }
+    }
+    // 4 to 8 to 16: two ramp windows (each ends at the first sample at or
+    // after its length), where the settled window would take twice as long.
+    let reached = reached.expect("never reached 16 streams");
+    assert!(
+        reached <= 2 * (Controller::RAMP_WINDOW + Controller::SAMPLE),
+        "16 streams only after {reached:?}"
+    );
+    assert!(Controller::RAMP_WINDOW < Controller::WINDOW);
+    assert_eq!(ctl.level(), 16);
+    assert!(ctl.is_settled());
+}
+
+#[test]
 fn never_above_a_small_maximum() {
     let ctl = simulate(
         Concurrency::Auto { max: 3 },
@@ -196,4 +223,71 @@ fn fixed_never_changes() {
 fn default_is_auto_up_to_sixteen() {
     assert_eq!(Concurrency::default(), Concurrency::Auto { max: 16 });
     assert_eq!(Concurrency::default().max(), 16);
+}
+
+/// Runs an automatic controller, sampled as a transfer samples it, against
+/// a link where every stream brings `per_stream` bytes/s but only
+/// `latency` after it was added (a round trip and the server's answer).
+/// The controller is told the latency when `told`.
+fn ramp_with_latency(latency: Duration, told: bool) -> Controller {
+    let t0 = Instant::now();
+    let mut ctl = Controller::new(Concurrency::Auto { max: 16 }, t0);
+    if told {
+        ctl.set_latency(latency);
+    }
+    let per_stream = 13.0 * MB;
+    // When each stream was added.
+    let mut started: Vec<Instant> = vec![t0; ctl.level()];
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(2) {
+        now += Controller::SAMPLE;
+        let moving = started.iter().filter(|&&s| s + latency <= now).count();
+        let bytes = moving as f64 * per_stream * Controller::SAMPLE.as_secs_f64();
+        ctl.on_transferred(bytes as u64, now);
+        while started.len() < ctl.level() {
+            started.push(now);
+        }
+        started.truncate(ctl.level());
+    }
+    ctl
+}
+
+#[test]
+fn streams_added_on_a_long_round_trip_are_measured_once_they_deliver() {
+    let latency = Duration::from_millis(45);
+    let ctl = ramp_with_latency(latency, true);
+    assert_eq!(ctl.level(), 16);
+    // Measured at once, the new streams seem to bring nothing: the
+    // controller would settle at the start.
+    let blind = ramp_with_latency(latency, false);
+    assert_eq!(blind.level(), Controller::START);
+}
+
+#[test]
+fn streams_finishing_after_a_step_back_are_not_a_fall() {
+    // Settled at 16 on a link where each stream brings 13 MB/s.
+    let t0 = Instant::now();
+    let mut ctl = Controller::new(Concurrency::Auto { max: 16 }, t0);
+    let dt = Controller::SAMPLE;
+    let per = 13.0 * MB * dt.as_secs_f64();
+    let mut now = t0;
+    for _ in 0..80 {
+        now += dt;
+        ctl.on_transferred((ctl.level() as f64 * per) as u64, now);
+    }
+    assert_eq!(ctl.level(), 16);
+    ctl.on_throttle(now);
+    assert_eq!(ctl.level(), 8);
+    // The 8 streams above the level finish their parts over 0.6 s: the
+    // transfer skips those samples.
+    for _ in 0..48 {
+        now += dt;
+        ctl.skip(now);
+    }
+    // Then 8 streams for 2 s: the rate of 8, not a fall from 16.
+    for _ in 0..160 {
+        now += dt;
+        ctl.on_transferred((8.0 * per) as u64, now);
+    }
+    assert_eq!(ctl.level(), 8);
 }
