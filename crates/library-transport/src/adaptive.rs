@@ -53,7 +53,10 @@ impl Concurrency {
 /// (streams that bring nothing only add load) and settles there. Against a
 /// link that caps each connection it so reaches the maximum in a few
 /// windows; against a server whose whole bandwidth is capped it stays at
-/// the start.
+/// the start. An upload sees only what its connections accept, and every
+/// new connection takes a socket buffer's worth at once: it keeps doubling
+/// while twice the streams are not slower ([`Controller::UPLOAD_GAIN`]),
+/// so it relies on the server's refusals, not on its rate, to stay low.
 ///
 /// **When it backs off:** on a 429, a 503 or a refused or reset connection
 /// ([`Controller::on_throttle`]) it halves the streams and settles; when
@@ -77,6 +80,7 @@ pub struct Controller {
     low_windows: u32,
     counting_from: Instant,
     latency: Duration,
+    gain: f64,
 }
 
 impl Controller {
@@ -92,6 +96,12 @@ impl Controller {
     pub const START: usize = 4;
     /// Twice the streams must bring more than this factor of the rate.
     pub const GAIN: f64 = 1.25;
+    /// The factor an upload asks instead ([`Controller::gain`]): its rate
+    /// is what its connections accept, and each new connection first takes
+    /// a socket buffer's worth at once, so the windows of an upload that is
+    /// adding streams differ by more than a real gain; it keeps doubling
+    /// while twice the streams are not slower.
+    pub const UPLOAD_GAIN: f64 = 1.0;
     /// Once settled, a smoothed rate below this fraction of the best seen
     /// at the level for [`FALL_WINDOWS`](Self::FALL_WINDOWS) windows in a
     /// row halves the streams.
@@ -120,7 +130,15 @@ impl Controller {
             low_windows: 0,
             counting_from: now,
             latency: Duration::ZERO,
+            gain: Self::GAIN,
         }
+    }
+
+    /// Sets the factor of the rate twice the streams must bring for the
+    /// controller to keep doubling them (default [`Controller::GAIN`]).
+    pub fn gain(mut self, factor: f64) -> Controller {
+        self.gain = factor;
+        self
     }
 
     /// Sets how long a new stream takes to deliver its first bytes (the
@@ -216,7 +234,7 @@ impl Controller {
             return;
         }
         match self.prev {
-            Some((prev_level, prev_rate)) if rate <= prev_rate * Self::GAIN => {
+            Some((prev_level, prev_rate)) if rate <= prev_rate * self.gain => {
                 self.level = prev_level;
                 self.settled = true;
             }

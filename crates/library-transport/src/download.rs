@@ -381,7 +381,7 @@ impl HttpClient {
         let mut streams = crate::gate::Streams::new(
             job.streams,
             parts - done.len() as u64,
-            std::time::Duration::ZERO,
+            crate::gate::Direction::Download,
         );
         let mut tick = tokio::time::interval(crate::Controller::SAMPLE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -117,6 +117,15 @@ pub(crate) fn is_throttle(e: &Error) -> bool {
     }
 }
 
+/// Which way a transfer's bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Received from the server.
+    Download,
+    /// Sent to the server.
+    Upload,
+}
+
 /// The loop's side: the controller, and the permits it holds back.
 #[derive(Debug)]
 pub(crate) struct Streams {
@@ -129,8 +138,9 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    /// Streams for a transfer with setting `c` and `parts` parts.
-    pub(crate) fn new(c: Concurrency, parts: u64, warm_up: std::time::Duration) -> Streams {
+    /// Streams for a transfer in `direction` with setting `c` and `parts`
+    /// parts.
+    pub(crate) fn new(c: Concurrency, parts: u64, direction: Direction) -> Streams {
         let max = c.max().min(parts.max(1).try_into().unwrap_or(usize::MAX));
         let gate = Arc::new(Gate {
             permits: Arc::new(Semaphore::new(max)),
@@ -141,7 +151,13 @@ impl Streams {
             refused: Mutex::new(Vec::new()),
             latency: Mutex::new(None),
         });
-        let ctl = Controller::new(c, Instant::now()).warm_up(warm_up);
+        let ctl = match direction {
+            Direction::Download => Controller::new(c, Instant::now()),
+            // The first bytes of an upload fill its socket buffers at once.
+            Direction::Upload => Controller::new(c, Instant::now())
+                .warm_up(Controller::WINDOW / 2)
+                .gain(Controller::UPLOAD_GAIN),
+        };
         let mut s = Streams {
             gate,
             ctl,
@@ -248,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_part_waits_until_the_throttle_is_applied_and_a_stream_is_free() {
-        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 32, Duration::ZERO);
+        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 32, Direction::Download);
         let gate = streams.gate();
         assert_eq!(streams.level(), Controller::START);
         let mut running = Vec::new();
@@ -278,7 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_bytes_of_parts_above_the_level_do_not_set_the_rate_to_keep() {
-        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 64, Duration::ZERO);
+        let mut streams = Streams::new(Concurrency::Auto { max: 16 }, 64, Direction::Download);
         let gate = streams.gate();
         let mut running = Vec::new();
         for _ in 0..Controller::START {
@@ -306,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_fixed_setting_a_refused_part_goes_again_at_the_next_update() {
-        let mut streams = Streams::new(Concurrency::Fixed(2), 10, Duration::ZERO);
+        let mut streams = Streams::new(Concurrency::Fixed(2), 10, Direction::Download);
         let gate = streams.gate();
         let first = gate.enter().await;
         let _second = gate.enter().await;
@@ -322,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_part_that_failed_otherwise_frees_its_stream_while_it_waits() {
-        let streams = Streams::new(Concurrency::Fixed(1), 10, Duration::ZERO);
+        let streams = Streams::new(Concurrency::Fixed(1), 10, Direction::Download);
         let gate = streams.gate();
         let t = gate.enter().await;
         let cut = Error::InvalidResponse {

@@ -393,7 +393,7 @@ impl HttpClient {
         let mut next = 1u64;
         let mut set: JoinSet<Result<CompletedPart>> = JoinSet::new();
         let mut streams =
-            crate::gate::Streams::new(job.streams, total, crate::Controller::WINDOW / 2);
+            crate::gate::Streams::new(job.streams, total, crate::gate::Direction::Upload);
         let mut tick = tokio::time::interval(crate::Controller::SAMPLE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -429,6 +429,7 @@ impl HttpClient {
                 joined = set.join_next() => match joined {
                     None => break,
                     Some(Ok(Ok(p))) => {
+                        tracing::debug!(part = p.number, "part uploaded");
                         let i = (p.number - 1) as usize;
                         out[i] = Some(p);
                     }
