@@ -45,7 +45,8 @@ impl Concurrency {
 /// after a step back, the transfer [skips](Controller::skip) the time its
 /// streams above the level take to finish their parts.
 ///
-/// **When it adds:** it starts at [`Controller::START`] streams. After each
+/// **When it adds:** it starts at [`Controller::START`] streams (an upload
+/// at [`Controller::UPLOAD_START`]). After each
 /// window it compares the rate with the rate of the window before, measured
 /// at half the streams: while twice the streams bring more than
 /// [`Controller::GAIN`] times the rate, it doubles them again (up to the
@@ -94,6 +95,12 @@ impl Controller {
     pub const SAMPLE: Duration = Duration::from_micros(12_500);
     /// The streams an automatic transfer starts with.
     pub const START: usize = 4;
+    /// The streams an automatic upload starts with
+    /// ([`Controller::starting_at`]): its rate cannot tell a capped server
+    /// from a capped connection (see [`Controller::UPLOAD_GAIN`]), so it
+    /// spends less time below the maximum, and relies on the server's
+    /// refusals to step back.
+    pub const UPLOAD_START: usize = 8;
     /// Twice the streams must bring more than this factor of the rate.
     pub const GAIN: f64 = 1.25;
     /// The factor an upload asks instead ([`Controller::gain`]): its rate
@@ -132,6 +139,15 @@ impl Controller {
             latency: Duration::ZERO,
             gain: Self::GAIN,
         }
+    }
+
+    /// Starts an automatic setting at `streams` (at least 1, at most its
+    /// maximum) instead of [`Controller::START`]; a fixed one is kept.
+    pub fn starting_at(mut self, streams: usize) -> Controller {
+        if !self.fixed {
+            self.level = streams.clamp(1, self.max);
+        }
+        self
     }
 
     /// Sets the factor of the rate twice the streams must bring for the

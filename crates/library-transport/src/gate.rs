@@ -155,7 +155,8 @@ impl Streams {
             Direction::Download => Controller::new(c, Instant::now()),
             // The first bytes of an upload fill its socket buffers at once.
             Direction::Upload => Controller::new(c, Instant::now())
-                .warm_up(Controller::WINDOW / 2)
+                .starting_at(Controller::UPLOAD_START)
+                .warm_up(Controller::RAMP_WINDOW / 2)
                 .gain(Controller::UPLOAD_GAIN),
         };
         let mut s = Streams {

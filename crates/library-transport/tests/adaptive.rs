@@ -328,3 +328,14 @@ fn an_upload_keeps_doubling_while_twice_the_streams_are_not_slower() {
     assert_eq!(ctl.level(), 8);
     assert!(ctl.is_settled());
 }
+
+#[test]
+fn a_start_is_bounded_by_the_maximum_and_keeps_a_fixed_setting() {
+    let now = Instant::now();
+    let auto = |max| Controller::new(Concurrency::Auto { max }, now);
+    assert_eq!(auto(16).starting_at(Controller::UPLOAD_START).level(), 8);
+    assert_eq!(auto(4).starting_at(Controller::UPLOAD_START).level(), 4);
+    assert_eq!(auto(16).starting_at(0).level(), 1);
+    let fixed = Controller::new(Concurrency::Fixed(3), now).starting_at(8);
+    assert_eq!(fixed.level(), 3);
+}
