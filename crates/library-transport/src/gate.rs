@@ -22,6 +22,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{Concurrency, Controller, Error};
 
+/// The weight of a part's time to first byte in the smoothed latency.
+const LATENCY_SMOOTHING: f64 = 0.25;
+
 /// What the parts share with the loop that runs them.
 #[derive(Debug)]
 pub(crate) struct Gate {
@@ -68,7 +71,7 @@ impl Gate {
         let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         *l = Some(match *l {
             None => x,
-            Some(s) => s + 0.25 * (x - s),
+            Some(s) => s + LATENCY_SMOOTHING * (x - s),
         });
     }
 

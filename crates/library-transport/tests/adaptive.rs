@@ -14,8 +14,17 @@ fn simulate(
     rate: impl Fn(usize) -> f64,
     throttled: impl Fn(usize) -> bool,
 ) -> Controller {
+    run(Controller::new(c, Instant::now()), secs, rate, throttled)
+}
+
+/// Like [`simulate`], for a controller already built.
+fn run(
+    mut ctl: Controller,
+    secs: f64,
+    rate: impl Fn(usize) -> f64,
+    throttled: impl Fn(usize) -> bool,
+) -> Controller {
     let t0 = Instant::now();
-    let mut ctl = Controller::new(c, t0);
     let dt = Duration::from_millis(50);
     let steps = (secs / dt.as_secs_f64()) as u32;
     for i in 1..=steps {
@@ -292,17 +301,6 @@ fn streams_finishing_after_a_step_back_are_not_a_fall() {
     assert_eq!(ctl.level(), 8);
 }
 
-/// Like [`simulate`], for a controller built by `make`.
-fn simulate_with(mut ctl: Controller, secs: f64, rate: impl Fn(usize) -> f64) -> Controller {
-    let t0 = Instant::now();
-    let dt = Duration::from_millis(50);
-    let steps = (secs / dt.as_secs_f64()) as u32;
-    for i in 1..=steps {
-        ctl.on_transferred((rate(ctl.level()) * dt.as_secs_f64()) as u64, t0 + dt * i);
-    }
-    ctl
-}
-
 #[test]
 fn an_upload_keeps_doubling_while_twice_the_streams_are_not_slower() {
     let upload = || {
@@ -310,10 +308,10 @@ fn an_upload_keeps_doubling_while_twice_the_streams_are_not_slower() {
     };
     // Each doubling brings 10 % (what a download would not call worth it).
     let small_gain = |n: usize| 100.0 * MB * 1.1f64.powf((n as f64).log2());
-    assert_eq!(simulate_with(upload(), 3.0, small_gain).level(), 16);
+    assert_eq!(run(upload(), 3.0, small_gain, never).level(), 16);
     let download = Controller::new(Concurrency::Auto { max: 16 }, Instant::now());
     assert_eq!(
-        simulate_with(download, 3.0, small_gain).level(),
+        run(download, 3.0, small_gain, never).level(),
         Controller::START
     );
     // Slower at 16 than at 8: back to 8.
@@ -324,7 +322,7 @@ fn an_upload_keeps_doubling_while_twice_the_streams_are_not_slower() {
             n as f64 * 20.0 * MB
         }
     };
-    let ctl = simulate_with(upload(), 3.0, slower_at_16);
+    let ctl = run(upload(), 3.0, slower_at_16, never);
     assert_eq!(ctl.level(), 8);
     assert!(ctl.is_settled());
 }
